@@ -1,0 +1,213 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DateTime, Duration } from 'luxon';
+
+import { UsageError } from '../errors.js';
+
+// Heavy modules (ajv, xstate, liquidjs, better-sqlite3) load inside each command, so a command
+// pays only for what it uses.
+
+const program = new Command('tocsin')
+  .description('Declarative incident communication: playbooks in YAML, sent over SMS and email.')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+program
+  .command('validate')
+  .description('check playbooks, directories and service configs; exit 1 when a problem is found')
+  .argument('<path...>', 'files or folders of *.yaml')
+  .addOption(
+    new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'),
+  )
+  .action(async (paths: string[], options: { format: 'text' | 'json' }) => {
+    const { formatValidateText, validateFiles } = await import('./validate.js');
+    const { result, texts } = await validateFiles(paths);
+    const output =
+      options.format === 'json'
+        ? JSON.stringify(result, null, 2)
+        : formatValidateText(result, texts);
+    process.stdout.write(`${output}\n`);
+    process.exitCode = result.problemCount > 0 ? 1 : 0;
+  });
+
+program
+  .command('simulate')
+  .description('run a playbook on a virtual clock and print who is told what, when; sends nothing')
+  .argument('<playbook>', 'playbook file')
+  .requiredOption('--trigger <file>', 'webhook body that starts the incident (Alertmanager JSON)')
+  .option('--directory <file>', 'directory of people (default: the example directory)')
+  .addOption(
+    new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'),
+  )
+  .option('--start <instant>', 'virtual start time, ISO 8601 (default: now)', parseInstant)
+  .option(
+    '--ack-after <duration>',
+    'acknowledge this long after the start, e.g. 5m',
+    parseDurationFlag,
+  )
+  .option('--ack-by <person>', 'who acknowledges (with --ack-after)')
+  .option(
+    '--resolve-after <duration>',
+    'resolve this long after the start, e.g. 2h',
+    parseDurationFlag,
+  )
+  .option('--no-resolve', 'leave the incident open when the timeline ends')
+  .action(async (playbookFile: string, options: SimulateFlags) => {
+    const path = await import('node:path');
+    const { PACKAGE_ROOT } = await import('../config.js');
+    const { formatSimulationText, simulate } = await import('./simulate.js');
+    const result = await simulate({
+      playbookFile,
+      triggerFile: options.trigger,
+      directoryFile: options.directory ?? path.join(PACKAGE_ROOT, 'examples', 'directory.yaml'),
+      start: options.start ?? DateTime.utc().startOf('second'),
+      resolveAtEnd: options.resolve,
+      ...(options.ackAfter ? { ackAfter: options.ackAfter } : {}),
+      ...(options.ackBy ? { ackBy: options.ackBy } : {}),
+      ...(options.resolveAfter ? { resolveAfter: options.resolveAfter } : {}),
+    });
+    const output =
+      options.format === 'json' ? JSON.stringify(result, null, 2) : formatSimulationText(result);
+    process.stdout.write(`${output}\n`);
+  });
+
+program
+  .command('serve')
+  .description(
+    'run the service: webhooks, API, timers and dispatch (default: sandbox with the examples)',
+  )
+  .option('--config <file>', 'service config (default: embedded sandbox config)')
+  .option('--port <port>', 'HTTP port (0 picks a free one)', parsePort)
+  .option('--host <host>', 'address to listen on')
+  .option('--db <file>', 'SQLite database file')
+  .action(async (options: { config?: string; port?: number; host?: string; db?: string }) => {
+    const { loadServiceConfig } = await import('../config.js');
+    const { createLogger } = await import('../logger.js');
+    const { startService } = await import('../service.js');
+    const config = await loadServiceConfig(options.config, process.env);
+    if (options.port !== undefined) config.server.port = options.port;
+    if (options.host !== undefined) config.server.host = options.host;
+    if (options.db !== undefined) config.database = (await import('node:path')).resolve(options.db);
+
+    const log = createLogger({ level: process.env.TOCSIN_LOG_LEVEL ?? 'info' });
+    const service = await startService(config, log);
+    process.stdout.write(
+      `tocsin listening on ${service.url}${service.sandbox ? ` (sandbox; messages at ${service.url}/sandbox/messages)` : ''}\n`,
+    );
+    await waitForSignal();
+    await service.close();
+  });
+
+program
+  .command('sandbox')
+  .description(
+    'run the provider stand-ins alone (Twilio Messages API and SMTP) and record what they receive',
+  )
+  .option('--port <port>', 'HTTP port of the Twilio stand-in and GET /sandbox/messages', parsePort)
+  .option('--smtp-port <port>', 'SMTP port', parsePort)
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .action(async (options: { port?: number; smtpPort?: number; host: string }) => {
+    const { SANDBOX_CREDENTIALS } = await import('../config.js');
+    const { startSandbox } = await import('../sandbox/start-sandbox.js');
+    const sandbox = await startSandbox({
+      host: options.host,
+      ...(options.port === undefined ? {} : { port: options.port }),
+      ...(options.smtpPort === undefined ? {} : { smtpPort: options.smtpPort }),
+    });
+    const { accountSid, authToken, from } = SANDBOX_CREDENTIALS;
+    process.stdout.write(
+      `${JSON.stringify({ http: sandbox.httpUrl, smtp: sandbox.smtp, twilio: { accountSid, authToken, from } })}\n`,
+    );
+    await waitForSignal();
+    await sandbox.close();
+  });
+
+interface SimulateFlags {
+  trigger: string;
+  directory?: string;
+  format: 'text' | 'json';
+  start?: DateTime;
+  ackAfter?: Duration;
+  ackBy?: string;
+  resolveAfter?: Duration;
+  resolve: boolean;
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new InvalidArgumentError(`"${value}" is not a port; give a number from 0 to 65535`);
+  }
+  return port;
+}
+
+function parseDurationFlag(value: string): Duration {
+  const text = value.trim();
+  const match = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);
+  if (!match || text === '')
+    throw new InvalidArgumentError(`"${value}" is not a duration; write it like 90s, 15m or 1h30m`);
+  const [, d, h, m, s] = match;
+  return Duration.fromObject({
+    days: Number(d ?? 0),
+    hours: Number(h ?? 0),
+    minutes: Number(m ?? 0),
+    seconds: Number(s ?? 0),
+  });
+}
+
+function parseInstant(value: string): DateTime {
+  const instant = DateTime.fromISO(value, { zone: 'utc' });
+  if (!instant.isValid)
+    throw new InvalidArgumentError(
+      `"${value}" is not an ISO 8601 instant; write it like 2026-12-03T09:00:00Z`,
+    );
+  return instant;
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    process.exitCode = await toExitCode(error);
+  }
+}
+
+async function toExitCode(error: unknown): Promise<number> {
+  if (error instanceof CommanderError) {
+    // Commander has printed its message already; help and version are not failures.
+    return error.exitCode === 0 ? 0 : 2;
+  }
+  if (error instanceof UsageError) {
+    process.stderr.write(`error: ${error.message}\n(run with --help for usage)\n`);
+    return 2;
+  }
+  const { TocsinError, PlaybookValidationError } = await import('../../src/index.js');
+  if (error instanceof PlaybookValidationError) {
+    const { formatProblems } = await import('./print-problems.js');
+    const { readFile } = await import('node:fs/promises');
+    const files = [...new Set(error.problems.map((problem) => problem.location.file))];
+    const texts = new Map<string, string>();
+    for (const file of files) texts.set(file, await readFile(file, 'utf8').catch(() => ''));
+    process.stderr.write(
+      `${formatProblems(error.problems, texts)}\nrun "tocsin validate ${files.join(' ')}" to check it again\n`,
+    );
+    return 1;
+  }
+  if (error instanceof TocsinError) {
+    process.stderr.write(`error ${error.code}: ${error.message}\n`);
+    return 1;
+  }
+  process.stderr.write(
+    `tocsin failed with an unexpected error; this is a bug:\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  return 1;
+}
+
+await main(process.argv);

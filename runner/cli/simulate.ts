@@ -1,0 +1,244 @@
+import { readFile } from 'node:fs/promises';
+
+import { DateTime } from 'luxon';
+import type { Duration } from 'luxon';
+
+import {
+  createEngine,
+  IncidentStore,
+  loadDirectory,
+  loadPlaybook,
+  ManualClock,
+  parseAlertmanagerPayload,
+  TocsinError,
+} from '../../src/index.js';
+import type { Directory } from '../../src/index.js';
+
+/** Options of one simulated run. */
+export interface SimulateOptions {
+  playbookFile: string;
+  triggerFile: string;
+  directoryFile: string;
+  start: DateTime;
+  ackAfter?: Duration;
+  ackBy?: string;
+  resolveAfter?: Duration;
+  /** When no resolution time is given: resolve once no timer is left (true) or leave it open. */
+  resolveAtEnd: boolean;
+}
+
+/** One thing that happened on the simulated timeline. */
+export interface TimelineEntry {
+  at: string;
+  offset: string;
+  type: string;
+  stageId?: string;
+  by?: string;
+  messages?: {
+    personId: string;
+    name: string;
+    channel: string;
+    subject: string | null;
+    body: string;
+    status: string;
+  }[];
+}
+
+/** The simulated timeline of one incident. */
+export interface SimulationResult {
+  playbook: { name: string; version: number; file: string };
+  incidentId: string;
+  startedAt: string;
+  endedAt: string;
+  status: string;
+  timeline: TimelineEntry[];
+  totals: { messages: number; byChannel: Record<string, number> };
+}
+
+// A timeline that has not settled after this long is cut off; it would repeat forever.
+const HORIZON = { days: 7 };
+
+/**
+ * Runs a playbook on a manual clock with an in-memory database: the same engine, machine and
+ * templates as the service, with nothing sent. Returns who would be told what, when, and how.
+ */
+export async function simulate(options: SimulateOptions): Promise<SimulationResult> {
+  const playbook = await loadPlaybook(options.playbookFile);
+  const directory = await loadDirectory(options.directoryFile);
+  const payload = parseAlertmanagerPayload(await readJson(options.triggerFile));
+
+  const clock = new ManualClock(options.start);
+  const store = new IncidentStore(':memory:');
+  const engine = createEngine({ store, clock, directory });
+  engine.loadPlaybooks([playbook]);
+  engine.start();
+
+  const outcome = engine
+    .handleAlertmanager(payload, 'simulation')
+    .find((entry) => entry.incidentId);
+  if (!outcome?.incidentId) {
+    throw new TocsinError(
+      'E_TRIGGER_PAYLOAD',
+      `${options.triggerFile} does not start playbook "${playbook.name}": no firing alert matches its trigger labels`,
+    );
+  }
+  const incidentId = outcome.incidentId;
+
+  if (options.ackAfter) {
+    const by = options.ackBy ?? 'simulation';
+    clock.setTimeout(
+      () => tryEvent(() => engine.acknowledge(incidentId, by, 'simulation')),
+      options.ackAfter.toMillis(),
+    );
+  }
+  if (options.resolveAfter) {
+    clock.setTimeout(
+      () => tryEvent(() => engine.resolve(incidentId, 'simulation')),
+      options.resolveAfter.toMillis(),
+    );
+  }
+
+  const horizon = options.start.plus(HORIZON);
+  for (let next = clock.nextDue(); next && next <= horizon; next = clock.nextDue())
+    clock.advanceTo(next);
+  if (
+    !options.resolveAfter &&
+    options.resolveAtEnd &&
+    store.getIncident(incidentId)?.status === 'open'
+  ) {
+    engine.resolve(incidentId, 'simulation');
+  }
+
+  const result = toResult(store, directory, incidentId, playbook, options.start, clock.now());
+  engine.stop();
+  store.close();
+  return result;
+}
+
+/** Prints a simulation as a readable timeline. */
+export function formatSimulationText(result: SimulationResult): string {
+  const lines = [
+    `Simulation of ${result.playbook.name} v${result.playbook.version} (${result.playbook.file})`,
+    `Incident ${result.incidentId}, started ${result.startedAt} on a virtual clock`,
+    '',
+  ];
+  for (const entry of result.timeline) {
+    const what = entry.stageId ? `${entry.type} ${entry.stageId}` : entry.type;
+    const by = entry.by ? ` by ${entry.by}` : '';
+    const count = entry.messages
+      ? ` (${entry.messages.length} message${entry.messages.length === 1 ? '' : 's'})`
+      : '';
+    lines.push(`${entry.offset.padStart(8)}  ${what}${by}${count}`);
+    for (const message of entry.messages ?? []) {
+      lines.push(
+        `            ${message.channel.padEnd(5)} ${message.name} (${message.personId})${message.status === 'failed' ? ' NOT RENDERED' : ''}`,
+      );
+      if (message.subject !== null) lines.push(`                  subject: ${message.subject}`);
+      for (const line of message.body.trimEnd().split('\n'))
+        lines.push(`                  | ${line}`);
+    }
+  }
+  const channels = Object.entries(result.totals.byChannel)
+    .map(([channel, count]) => `${count} ${channel}`)
+    .join(', ');
+  lines.push(
+    '',
+    `${result.totals.messages} messages (${channels || 'none'}); incident ${result.status}. Nothing was sent.`,
+  );
+  return lines.join('\n');
+}
+
+function toResult(
+  store: IncidentStore,
+  directory: Directory,
+  incidentId: string,
+  playbook: { name: string; version: number; file: string },
+  start: DateTime,
+  end: DateTime,
+): SimulationResult {
+  const messages = store.listMessages(incidentId);
+  const names = new Map(directory.people.map((person) => [person.id, person.name]));
+  const timeline: TimelineEntry[] = [];
+
+  for (const entry of store.listAudit(incidentId)) {
+    const offset = toOffset(start, DateTime.fromISO(entry.at));
+    const base: TimelineEntry = { at: entry.at, offset, type: entry.type };
+    if (entry.type === 'timer.fired') continue;
+    if (entry.type === 'stage.fired' || entry.type === 'stage.skipped') {
+      const stageId = String(entry.data.stageId);
+      const fired =
+        entry.type === 'stage.fired'
+          ? messages
+              .filter((message) => message.stageId === stageId)
+              .map((message) => ({
+                personId: message.personId,
+                name: names.get(message.personId) ?? message.personId,
+                channel: message.channel,
+                subject: message.subject,
+                body: message.body,
+                status: message.status,
+              }))
+          : undefined;
+      timeline.push({ ...base, stageId, ...(fired ? { messages: fired } : {}) });
+      continue;
+    }
+    timeline.push(entry.actor === 'engine' ? base : { ...base, by: entry.actor });
+  }
+
+  const byChannel: Record<string, number> = {};
+  for (const message of messages)
+    byChannel[message.channel] = (byChannel[message.channel] ?? 0) + 1;
+  return {
+    playbook: { name: playbook.name, version: playbook.version, file: playbook.file },
+    incidentId,
+    startedAt: start.toUTC().toISO() ?? '',
+    endedAt: end.toUTC().toISO() ?? '',
+    status: store.getIncident(incidentId)?.status ?? 'unknown',
+    timeline,
+    totals: { messages: messages.length, byChannel },
+  };
+}
+
+function toOffset(start: DateTime, at: DateTime): string {
+  const total = Math.round(at.diff(start).as('seconds'));
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const seconds = total % 60;
+  const parts = [
+    hours > 0 ? `${hours}h` : '',
+    minutes > 0 ? `${minutes}m` : '',
+    seconds > 0 ? `${seconds}s` : '',
+  ];
+  return `+${parts.join('') || '0m'}`;
+}
+
+function tryEvent(event: () => void): void {
+  try {
+    event();
+  } catch (error) {
+    // An acknowledgement after resolution, say: the timeline shows what did happen.
+    if (!(error instanceof TocsinError)) throw error;
+  }
+}
+
+async function readJson(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new TocsinError(
+      'E_PLAYBOOK_READ',
+      `${file} cannot be read; check the path given to --trigger`,
+      { cause },
+    );
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (cause) {
+    throw new TocsinError(
+      'E_TRIGGER_PAYLOAD',
+      `${file} is not valid JSON; give a webhook body as sent by Alertmanager`,
+      { cause },
+    );
+  }
+}

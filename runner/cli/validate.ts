@@ -1,0 +1,92 @@
+import { readFile } from 'node:fs/promises';
+
+import {
+  parseDirectory,
+  parsePlaybook,
+  parseYamlSource,
+  PlaybookSyntaxError,
+  PlaybookValidationError,
+  TocsinError,
+} from '../../src/index.js';
+import type { Problem } from '../../src/index.js';
+import { loadServiceConfig } from '../config.js';
+import { findPlaybookFiles } from '../load-playbooks.js';
+import { formatProblems } from './print-problems.js';
+
+/** What `validate` found, per file. */
+export interface ValidateResult {
+  files: { file: string; kind: string; problems: Problem[] }[];
+  problemCount: number;
+}
+
+/** Checks playbooks, directories and service configs; the `kind:` of each file says which. */
+export async function validateFiles(
+  paths: readonly string[],
+): Promise<{ result: ValidateResult; texts: Map<string, string> }> {
+  const files = await findPlaybookFiles(paths);
+  const texts = new Map<string, string>();
+  const result: ValidateResult = { files: [], problemCount: 0 };
+
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      const problem: Problem = {
+        code: 'E_PLAYBOOK_READ',
+        message: `${file} cannot be read; check the path`,
+        location: { file, line: 1, col: 1 },
+      };
+      result.files.push({ file, kind: 'unknown', problems: [problem] });
+      result.problemCount++;
+      continue;
+    }
+    texts.set(file, text);
+    const { kind, problems } = await checkText(text, file);
+    result.files.push({ file, kind, problems });
+    result.problemCount += problems.length;
+  }
+  return { result, texts };
+}
+
+/** Prints a validate result as text: every problem with an excerpt, then a count. */
+export function formatValidateText(result: ValidateResult, texts: Map<string, string>): string {
+  const problems = result.files.flatMap((entry) => entry.problems);
+  const files = result.files.length === 1 ? '1 file' : `${result.files.length} files`;
+  if (problems.length === 0) return `${files} checked, no problems`;
+  const failing = result.files.filter((entry) => entry.problems.length > 0).length;
+  const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
+  return `${formatProblems(problems, texts)}\n${count} in ${failing} of ${files}`;
+}
+
+async function checkText(
+  text: string,
+  file: string,
+): Promise<{ kind: string; problems: Problem[] }> {
+  let kind = 'unknown';
+  try {
+    const value = parseYamlSource(text, file).value as { kind?: unknown } | null;
+    kind = typeof value?.kind === 'string' ? value.kind : 'unknown';
+    if (kind === 'Directory') parseDirectory(text, file);
+    else if (kind === 'Config') await loadServiceConfig(file, {}, { resolveSecrets: false });
+    else parsePlaybook(text, file);
+    return { kind, problems: [] };
+  } catch (error) {
+    return { kind, problems: toProblems(error, file) };
+  }
+}
+
+function toProblems(error: unknown, file: string): Problem[] {
+  if (error instanceof PlaybookValidationError) return [...error.problems];
+  if (error instanceof PlaybookSyntaxError || error instanceof TocsinError) {
+    const location = error.location ?? { file, line: 1, col: 1 };
+    return [
+      {
+        code: error.code,
+        message: error.message.replace(/^\S+:\d+:\d+ /, '').replace(/^\S+: /, ''),
+        location,
+      },
+    ];
+  }
+  throw error;
+}

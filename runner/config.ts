@@ -1,0 +1,197 @@
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import {
+  checkSchema,
+  ConfigError,
+  parseDuration,
+  parseYamlSource,
+  PlaybookValidationError,
+  TocsinError,
+} from '../src/index.js';
+import type { SmtpEmailConfig, TwilioSmsConfig } from '../src/index.js';
+
+/** The package's own folder, where the example playbook and directory live. */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Credentials of the built-in stand-ins; they guard nothing real. */
+export const SANDBOX_CREDENTIALS = {
+  accountSid: 'AC00000000000000000000000000000000',
+  authToken: 'sandbox-auth-token',
+  from: '+15005550006',
+  apiToken: 'sandbox-token',
+} as const;
+
+/** How the service runs, with paths resolved and secrets read. */
+export interface ServiceConfig {
+  database: string;
+  playbooks: string[];
+  directory: string;
+  sandbox: boolean;
+  server: { host: string; port: number; token: string; maxBodyBytes: number };
+  dispatch: { concurrency: number; sendTimeoutMs: number };
+  channels: { sms?: TwilioSmsConfig; email?: SmtpEmailConfig };
+}
+
+type SecretRef = { env: string } | { file: string };
+
+interface ConfigDefinition {
+  database?: string;
+  playbooks?: string[];
+  directory?: string;
+  sandbox?: boolean;
+  server?: { host?: string; port?: number; token?: SecretRef; maxBodyBytes?: number };
+  dispatch?: { concurrency?: number; sendTimeout?: string };
+  channels?: {
+    sms?: Omit<TwilioSmsConfig, 'authToken'> & { provider: 'twilio'; authToken: SecretRef };
+    email?: Omit<SmtpEmailConfig, 'password' | 'port' | 'secure'> & {
+      provider: 'smtp';
+      port?: number;
+      secure?: boolean;
+      password?: SecretRef;
+    };
+  };
+}
+
+/**
+ * Reads the service config, or gives the embedded default when `file` is undefined: SQLite under
+ * `./var`, the example playbooks and directory, and the built-in sandbox. `TOCSIN_TOKEN`, when
+ * set, gives the API token.
+ *
+ * @throws ConfigError E_CONFIG_INVALID or E_CONFIG_SECRET_MISSING
+ */
+export async function loadServiceConfig(
+  file: string | undefined,
+  env: NodeJS.ProcessEnv,
+  options: { resolveSecrets?: boolean } = {},
+): Promise<ServiceConfig> {
+  if (file === undefined) return embeddedDefault(env);
+
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new TocsinError(
+      'E_PLAYBOOK_READ',
+      `${file} cannot be read; check the path given to --config`,
+      { cause },
+    );
+  }
+  const source = parseYamlSource(text, file);
+  const problems = checkSchema('config', source);
+  if (problems.length > 0) throw new PlaybookValidationError(file, problems);
+
+  const definition = source.value as ConfigDefinition;
+  const base = path.dirname(path.resolve(file));
+  const at = (relative: string): string => path.resolve(base, relative);
+  const defaults = embeddedDefault(env);
+  const sandbox = definition.sandbox ?? false;
+
+  const sendTimeout = definition.dispatch?.sendTimeout;
+  const sendTimeoutMs = sendTimeout === undefined ? 30_000 : parseDuration(sendTimeout)?.toMillis();
+  if (sendTimeoutMs === undefined) {
+    throw new ConfigError(
+      'E_CONFIG_INVALID',
+      `${file}: dispatch.sendTimeout "${sendTimeout}" is not a duration; write it like 30s`,
+    );
+  }
+
+  const resolveSecrets = options.resolveSecrets ?? true;
+  const secret = (ref: SecretRef, where: string): string =>
+    resolveSecrets ? readSecret(ref, env, base, where) : '';
+  const tokenRef = definition.server?.token;
+  const token =
+    env.TOCSIN_TOKEN ??
+    (tokenRef ? secret(tokenRef, 'server.token') : sandbox ? defaults.server.token : undefined);
+  if (resolveSecrets && (token === undefined || token === '')) {
+    throw new ConfigError(
+      'E_CONFIG_SECRET_MISSING',
+      `${file}: no API token; set TOCSIN_TOKEN or give server.token as {env: NAME} or {file: PATH}`,
+    );
+  }
+
+  return {
+    database: definition.database === undefined ? defaults.database : at(definition.database),
+    playbooks: definition.playbooks?.map(at) ?? defaults.playbooks,
+    directory: definition.directory === undefined ? defaults.directory : at(definition.directory),
+    sandbox,
+    server: {
+      host: definition.server?.host ?? defaults.server.host,
+      port: definition.server?.port ?? defaults.server.port,
+      token: token ?? '',
+      maxBodyBytes: definition.server?.maxBodyBytes ?? defaults.server.maxBodyBytes,
+    },
+    dispatch: {
+      concurrency: definition.dispatch?.concurrency ?? defaults.dispatch.concurrency,
+      sendTimeoutMs,
+    },
+    channels: readChannels(definition.channels ?? {}, secret),
+  };
+}
+
+function embeddedDefault(env: NodeJS.ProcessEnv): ServiceConfig {
+  return {
+    database: path.resolve('var', 'tocsin.db'),
+    playbooks: [path.join(PACKAGE_ROOT, 'playbooks')],
+    directory: path.join(PACKAGE_ROOT, 'examples', 'directory.yaml'),
+    sandbox: true,
+    server: {
+      host: '127.0.0.1',
+      port: 8080,
+      token: env.TOCSIN_TOKEN ?? SANDBOX_CREDENTIALS.apiToken,
+      maxBodyBytes: 1024 * 1024,
+    },
+    dispatch: { concurrency: 16, sendTimeoutMs: 30_000 },
+    channels: {},
+  };
+}
+
+function readChannels(
+  channels: NonNullable<ConfigDefinition['channels']>,
+  secret: (ref: SecretRef, where: string) => string,
+): ServiceConfig['channels'] {
+  const result: ServiceConfig['channels'] = {};
+  if (channels.sms) {
+    const { provider: _provider, authToken, ...rest } = channels.sms;
+    result.sms = {
+      ...rest,
+      baseUrl: rest.baseUrl ?? 'https://api.twilio.com',
+      authToken: secret(authToken, 'channels.sms.authToken'),
+    };
+  }
+  if (channels.email) {
+    const { provider: _provider, password, ...rest } = channels.email;
+    result.email = {
+      ...rest,
+      port: rest.port ?? (rest.secure ? 465 : 587),
+      secure: rest.secure ?? false,
+      ...(password === undefined ? {} : { password: secret(password, 'channels.email.password') }),
+    };
+  }
+  return result;
+}
+
+function readSecret(ref: SecretRef, env: NodeJS.ProcessEnv, base: string, where: string): string {
+  if ('env' in ref) {
+    const value = env[ref.env];
+    if (value === undefined || value === '') {
+      throw new ConfigError(
+        'E_CONFIG_SECRET_MISSING',
+        `${where} names environment variable ${ref.env}, which is not set; export it`,
+      );
+    }
+    return value;
+  }
+  const file = path.resolve(base, ref.file);
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (cause) {
+    throw new ConfigError(
+      'E_CONFIG_SECRET_MISSING',
+      `${where} names file ${file}, which cannot be read; check the path`,
+      { cause },
+    );
+  }
+}

@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+
+import { Hono } from 'hono';
+
+import { countSmsSegments } from '../../src/index.js';
+import type { MessageRecorder } from './recorder.js';
+
+/** Credentials the stand-in accepts. */
+export interface TwilioStandInOptions {
+  accountSid: string;
+  authToken: string;
+  recorder: MessageRecorder;
+}
+
+// Twilio's test-credential numbers, so a test can ask for a documented error.
+const MAGIC_NUMBERS: Record<string, { code: number; message: string }> = {
+  '+15005550001': { code: 21211, message: "The 'To' number is not a valid phone number." },
+  '+15005550002': {
+    code: 21612,
+    message: "The 'To' phone number is not currently reachable via SMS.",
+  },
+  '+15005550004': { code: 21610, message: 'Attempt to send to unsubscribed recipient' },
+  '+15005550009': { code: 21614, message: "'To' number is not a valid mobile number" },
+};
+
+/**
+ * A stand-in for Twilio's Messages API: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`
+ * with basic auth and a form body, answering 201 with the Message resource or Twilio's error
+ * body (`code`, `message`, `more_info`, `status`).
+ */
+export function createTwilioStandIn(options: TwilioStandInOptions): Hono {
+  const app = new Hono();
+
+  app.post('/2010-04-01/Accounts/:accountSid/Messages.json', async (c) => {
+    const accountSid = c.req.param('accountSid');
+    if (!isAuthorized(c.req.header('authorization'), accountSid, options)) {
+      return c.json(twilioError(20003, 'Authenticate', 401), 401);
+    }
+    if (!(c.req.header('content-type') ?? '').startsWith('application/x-www-form-urlencoded')) {
+      return c.json(
+        twilioError(20001, 'Content-Type must be application/x-www-form-urlencoded', 400),
+        400,
+      );
+    }
+
+    const form = new URLSearchParams(await c.req.text());
+    const to = form.get('To');
+    const from = form.get('From');
+    const service = form.get('MessagingServiceSid');
+    const body = form.get('Body');
+    if (!to) return c.json(twilioError(21604, "A 'To' phone number is required.", 400), 400);
+    if ((from === null) === (service === null)) {
+      return c.json(
+        twilioError(21603, "A 'From' or 'MessagingServiceSid' parameter is required.", 400),
+        400,
+      );
+    }
+    if (!body) return c.json(twilioError(21602, 'Message body is required.', 400), 400);
+    if (body.length > 1600)
+      return c.json(
+        twilioError(21617, 'The concatenated message body exceeds the 1600 character limit.', 400),
+        400,
+      );
+    const magic = MAGIC_NUMBERS[to];
+    if (magic) return c.json(twilioError(magic.code, magic.message, 400), 400);
+    if (!/^\+[1-9]\d{6,14}$/.test(to)) {
+      return c.json(
+        twilioError(21211, `The 'To' number ${to} is not a valid phone number.`, 400),
+        400,
+      );
+    }
+
+    const sid = `SM${randomBytes(16).toString('hex')}`;
+    options.recorder.record({
+      channel: 'sms',
+      provider: 'twilio',
+      providerId: sid,
+      to,
+      from: from ?? service ?? '',
+      subject: null,
+      body,
+    });
+    return c.json(toMessageResource({ sid, accountSid, to, from, service, body }), 201);
+  });
+
+  return app;
+}
+
+function isAuthorized(
+  header: string | undefined,
+  accountSid: string,
+  options: TwilioStandInOptions,
+): boolean {
+  if (!header?.startsWith('Basic ')) return false;
+  const [user, password] = Buffer.from(header.slice(6), 'base64').toString('utf8').split(':', 2);
+  return (
+    user === options.accountSid &&
+    accountSid === options.accountSid &&
+    password === options.authToken
+  );
+}
+
+function twilioError(code: number, message: string, status: number): Record<string, unknown> {
+  return { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status };
+}
+
+function toMessageResource(message: {
+  sid: string;
+  accountSid: string;
+  to: string;
+  from: string | null;
+  service: string | null;
+  body: string;
+}): Record<string, unknown> {
+  // Twilio dates are RFC 2822 in GMT; counts are strings.
+  const now = new Date().toUTCString().replace('GMT', '+0000');
+  const uri = `/2010-04-01/Accounts/${message.accountSid}/Messages/${message.sid}`;
+  return {
+    account_sid: message.accountSid,
+    api_version: '2010-04-01',
+    body: message.body,
+    date_created: now,
+    date_sent: null,
+    date_updated: now,
+    direction: 'outbound-api',
+    error_code: null,
+    error_message: null,
+    from: message.from,
+    messaging_service_sid: message.service,
+    num_media: '0',
+    num_segments: message.service ? '0' : String(countSmsSegments(message.body).segments),
+    price: null,
+    price_unit: null,
+    sid: message.sid,
+    status: message.service ? 'accepted' : 'queued',
+    subresource_uris: { media: `${uri}/Media.json` },
+    to: message.to,
+    uri: `${uri}.json`,
+  };
+}

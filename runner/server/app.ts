@@ -1,0 +1,183 @@
+import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+
+import { Hono } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+
+import { parseAlertmanagerPayload, TocsinError } from '../../src/index.js';
+import type { Engine, IncidentStore, Logger } from '../../src/index.js';
+import { HttpError } from '../errors.js';
+import type { MessageRecorder } from '../sandbox/recorder.js';
+import { toIncidentView } from './views.js';
+
+/** What the HTTP app needs. */
+export interface AppDeps {
+  engine: Engine;
+  store: IncidentStore;
+  log: Logger;
+  token: string;
+  maxBodyBytes: number;
+  /** Present in sandbox mode only: serves `GET /sandbox/messages`. */
+  recorder?: MessageRecorder;
+}
+
+type Env = { Variables: { requestId: string; log: Logger } };
+
+const CLIENT_STATUS_BY_CODE: Partial<Record<string, HttpError['status']>> = {
+  E_TRIGGER_PAYLOAD: 422,
+  E_ENGINE_VARIABLE: 422,
+  E_ENGINE_UNKNOWN_INCIDENT: 404,
+  E_ENGINE_INCIDENT_CLOSED: 409,
+};
+
+/**
+ * The service's HTTP face: trigger webhooks under `/hooks`, the API for people under `/api`
+ * (both behind the bearer token), health, and the sandbox's message list in sandbox mode.
+ */
+export function createApp(deps: AppDeps): Hono<Env> {
+  const app = new Hono<Env>();
+
+  app.use('*', requestLogger(deps.log));
+  app.onError((error, c) => toErrorResponse(error, c));
+  app.notFound((c) =>
+    c.json(
+      { error: `no route for ${c.req.method} ${c.req.path}; see the README for the API` },
+      404,
+    ),
+  );
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+
+  app.use('/hooks/*', bearerAuth(deps.token));
+  app.use('/api/*', bearerAuth(deps.token));
+
+  app.post('/hooks/alertmanager', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
+    const body = await readJson(c);
+    const payload = parseAlertmanagerPayload(body);
+    const outcomes = deps.engine.handleAlertmanager(payload, 'alertmanager');
+    c.get('log').info(
+      { groupStatus: payload.status, alerts: payload.alerts.length, outcomes: outcomes.length },
+      'alertmanager notification',
+    );
+    return c.json({ incidents: outcomes });
+  });
+
+  app.get('/api/incidents', (c) => {
+    const incidents = deps.store.listIncidents({ limit: 100 });
+    return c.json({
+      incidents: incidents.map((incident) => toIncidentView(deps.store, incident, false)),
+    });
+  });
+
+  app.get('/api/incidents/:id', (c) => {
+    const incident = deps.store.getIncident(c.req.param('id'));
+    if (!incident)
+      throw new HttpError(
+        404,
+        `no incident has id "${c.req.param('id')}"; list them with GET /api/incidents`,
+      );
+    return c.json(toIncidentView(deps.store, incident, true));
+  });
+
+  app.post('/api/incidents/:id/ack', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
+    const id = c.req.param('id');
+    const body =
+      c.req.header('content-length') === '0' || !c.req.header('content-type')
+        ? {}
+        : await readJson(c);
+    const by =
+      typeof (body as { by?: unknown }).by === 'string' ? (body as { by: string }).by : 'api';
+    deps.engine.acknowledge(id, by, 'api');
+    const incident = deps.store.getIncident(id);
+    return c.json(incident ? toIncidentView(deps.store, incident, false) : { id });
+  });
+
+  if (deps.recorder) {
+    const recorder = deps.recorder;
+    app.get('/sandbox/messages', (c) => c.json({ messages: recorder.list() }));
+  }
+
+  return app;
+}
+
+function requestLogger(log: Logger): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    const requestId = c.req.header('x-request-id')?.slice(0, 64) ?? randomUUID();
+    const requestLog = log.child({ requestId });
+    c.set('requestId', requestId);
+    c.set('log', requestLog);
+    const started = performance.now();
+
+    await next();
+
+    const durationMs = Math.round(performance.now() - started);
+    const fields = {
+      method: c.req.method,
+      path: c.req.routePath,
+      status: c.res.status,
+      durationMs,
+    };
+    if (c.res.status >= 500) requestLog.error(fields, 'request completed');
+    else requestLog.info(fields, 'request completed');
+    c.header('x-request-id', requestId);
+  };
+}
+
+function bearerAuth(token: string): MiddlewareHandler<Env> {
+  const expected = digest(token);
+  return async (c, next) => {
+    const header = c.req.header('authorization') ?? '';
+    const match = /^Bearer\s+(.+)$/i.exec(header);
+    // Compare digests so the comparison takes the same time whatever the length.
+    if (!match?.[1] || !timingSafeEqual(digest(match[1].trim()), expected)) {
+      c.header('www-authenticate', 'Bearer');
+      throw new HttpError(401, 'the request was not authenticated');
+    }
+    await next();
+  };
+}
+
+function jsonBodyLimit(maxBytes: number): MiddlewareHandler<Env> {
+  return bodyLimit({
+    maxSize: maxBytes,
+    onError: () => {
+      throw new HttpError(413, `the body is larger than ${maxBytes} bytes`);
+    },
+  });
+}
+
+async function readJson(c: Context<Env>): Promise<unknown> {
+  const type = c.req.header('content-type') ?? '';
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new HttpError(
+      415,
+      `content type must be application/json, not "${type.slice(0, 60) || 'none'}"`,
+    );
+  }
+  const text = await c.req.text();
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (cause) {
+    throw new HttpError(
+      400,
+      `the body is not valid JSON: ${(cause as Error).message.slice(0, 120)}`,
+      { cause },
+    );
+  }
+}
+
+function toErrorResponse(error: Error, c: Context<Env>): Response {
+  if (error instanceof HttpError) return c.json({ error: error.message }, error.status);
+
+  const status = error instanceof TocsinError ? CLIENT_STATUS_BY_CODE[error.code] : undefined;
+  if (status && error instanceof TocsinError)
+    return c.json({ error: error.message, code: error.code }, status);
+
+  const requestId = c.get('requestId');
+  c.get('log').error({ err: error }, 'request failed');
+  return c.json({ error: 'internal error', requestId }, 500);
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}

@@ -1,0 +1,155 @@
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+
+import { serve } from '@hono/node-server';
+import type { ServerType } from '@hono/node-server';
+
+import {
+  createDispatcher,
+  createEngine,
+  createSmtpEmailChannel,
+  createTwilioSmsChannel,
+  IncidentStore,
+  loadDirectory,
+  loadPlaybook,
+  systemClock,
+  TemplateEngine,
+} from '../src/index.js';
+import type { ChannelAdapter, Engine, Logger } from '../src/index.js';
+import { SANDBOX_CREDENTIALS } from './config.js';
+import type { ServiceConfig } from './config.js';
+import { findPlaybookFiles } from './load-playbooks.js';
+import { startSandbox } from './sandbox/start-sandbox.js';
+import type { Sandbox } from './sandbox/start-sandbox.js';
+import { createApp } from './server/app.js';
+
+/** A running service. */
+export interface Service {
+  url: string;
+  engine: Engine;
+  store: IncidentStore;
+  sandbox: Sandbox | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the whole service: opens the database, loads playbooks and directory, resumes open
+ * incidents, reconciles messages left in flight, starts the dispatcher, the timers and the
+ * HTTP server (and the stand-ins in sandbox mode).
+ */
+export async function startService(config: ServiceConfig, log: Logger): Promise<Service> {
+  // Read everything that can be wrong before touching the database.
+  const templates = new TemplateEngine();
+  const files = await findPlaybookFiles(config.playbooks);
+  const playbooks = await Promise.all(files.map((file) => loadPlaybook(file, { templates })));
+  const directory = await loadDirectory(config.directory);
+
+  // Channels: the stand-ins in sandbox mode, the configured providers otherwise.
+  const sandbox = config.sandbox ? await startSandbox() : undefined;
+  const channelConfig = sandbox ? toSandboxChannels(sandbox) : config.channels;
+  const channels = new Map<string, ChannelAdapter>();
+  if (channelConfig.sms) channels.set('sms', createTwilioSmsChannel(channelConfig.sms));
+  if (channelConfig.email) channels.set('email', createSmtpEmailChannel(channelConfig.email));
+  warnAboutMissingChannels(
+    playbooks.flatMap((playbook) =>
+      Object.values(playbook.definition.audiences).flatMap((audience) => audience.channels),
+    ),
+    channels,
+    log,
+  );
+
+  // State: resume open incidents, reconcile the outbox, then let time run.
+  if (config.database !== ':memory:') mkdirSync(path.dirname(config.database), { recursive: true });
+  const store = new IncidentStore(config.database);
+  const engine = createEngine({ store, clock: systemClock, directory, log, templates });
+  engine.loadPlaybooks(playbooks);
+  const dispatcher = createDispatcher({
+    store,
+    clock: systemClock,
+    channels,
+    log,
+    concurrency: config.dispatch.concurrency,
+    sendTimeoutMs: config.dispatch.sendTimeoutMs,
+  });
+  dispatcher.recoverInFlight();
+  engine.onMessagesDecided(() => dispatcher.wake());
+  engine.restore();
+  engine.start();
+  dispatcher.wake();
+
+  // HTTP.
+  const app = createApp({
+    engine,
+    store,
+    log,
+    token: config.server.token,
+    maxBodyBytes: config.server.maxBodyBytes,
+    ...(sandbox ? { recorder: sandbox.recorder } : {}),
+  });
+  const server = await listen(app.fetch, config.server.host, config.server.port);
+  const address = server.address() as AddressInfo;
+  const url = `http://${config.server.host}:${address.port}`;
+  log.info(
+    {
+      port: address.port,
+      playbooks: playbooks.length,
+      people: directory.people.length,
+      sandbox: config.sandbox,
+    },
+    'service started',
+  );
+
+  return {
+    url,
+    engine,
+    store,
+    sandbox,
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      engine.stop();
+      await dispatcher.stop();
+      await Promise.all([...channels.values()].map((channel) => channel.close()));
+      await sandbox?.close();
+      store.close();
+    },
+  };
+}
+
+function toSandboxChannels(sandbox: Sandbox): ServiceConfig['channels'] {
+  return {
+    sms: {
+      baseUrl: sandbox.httpUrl,
+      accountSid: SANDBOX_CREDENTIALS.accountSid,
+      authToken: SANDBOX_CREDENTIALS.authToken,
+      from: SANDBOX_CREDENTIALS.from,
+    },
+    email: {
+      host: sandbox.smtp.host,
+      port: sandbox.smtp.port,
+      secure: false,
+      from: 'Tocsin Sandbox <tocsin@sandbox.invalid>',
+    },
+  };
+}
+
+function warnAboutMissingChannels(
+  used: string[],
+  channels: Map<string, ChannelAdapter>,
+  log: Logger,
+): void {
+  const missing = [...new Set(used)].filter((kind) => !channels.has(kind));
+  if (missing.length > 0)
+    log.warn({ channels: missing }, 'playbooks use channels that are not configured');
+}
+
+function listen(
+  fetch: (request: Request) => Response | Promise<Response>,
+  host: string,
+  port: number,
+): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, hostname: host, port }, () => resolve(server));
+    server.once('error', reject);
+  });
+}

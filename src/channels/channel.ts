@@ -1,0 +1,27 @@
+import type { ChannelKind } from '../playbook/index.js';
+
+/** One message, ready for a provider. */
+export interface OutgoingMessage {
+  /** The outbox row id; providers that echo a reference get this one. */
+  id: number;
+  incidentId: string;
+  address: string;
+  subject: string | null;
+  body: string;
+}
+
+/** What a provider said when it took a message. */
+export interface SendReceipt {
+  providerId: string;
+}
+
+/**
+ * A way to reach people. `send` resolves when the provider accepted the message, and throws a
+ * `ChannelError` whose `retryable` says whether the same send may succeed later.
+ */
+export interface ChannelAdapter {
+  readonly kind: ChannelKind;
+  readonly provider: string;
+  send(message: OutgoingMessage, signal: AbortSignal): Promise<SendReceipt>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,7 @@
+export type { ChannelAdapter, OutgoingMessage, SendReceipt } from './channel.js';
+export { createTwilioSmsChannel } from './twilio-sms.js';
+export type { TwilioSmsConfig } from './twilio-sms.js';
+export { createSmtpEmailChannel } from './smtp-email.js';
+export type { SmtpEmailConfig } from './smtp-email.js';
+export { countSmsSegments } from './sms-segments.js';
+export type { SmsSegments } from './sms-segments.js';

@@ -1,0 +1,115 @@
+import { Pool } from 'undici';
+
+import { ChannelError } from '../errors.js';
+import type { ChannelAdapter, OutgoingMessage, SendReceipt } from './channel.js';
+
+/** Settings of the Twilio Messages API channel. */
+export interface TwilioSmsConfig {
+  /** Scheme, host and optional path prefix; `https://api.twilio.com` in production. */
+  baseUrl: string;
+  accountSid: string;
+  authToken: string;
+  from?: string;
+  messagingServiceSid?: string;
+  statusCallback?: string;
+  connections?: number;
+}
+
+// Codes Twilio documents as "not processed, safe to retry" (20429) and server-side trouble.
+const RETRYABLE_CODES = new Set([20429, 20500, 20503]);
+// Codes that say the account or sender is wrong: no message on this channel can succeed.
+const CHANNEL_CODES = new Set([20003, 20005, 21606, 21608, 30002]);
+
+/**
+ * SMS over Twilio Programmable Messaging: a form POST to
+ * `{baseUrl}/2010-04-01/Accounts/{AccountSid}/Messages.json` with HTTP basic auth.
+ */
+export function createTwilioSmsChannel(config: TwilioSmsConfig): ChannelAdapter {
+  const base = new URL(config.baseUrl);
+  const prefix = base.pathname.replace(/\/$/, '');
+  const path = `${prefix}/2010-04-01/Accounts/${config.accountSid}/Messages.json`;
+  const authorization = `Basic ${Buffer.from(`${config.accountSid}:${config.authToken}`).toString('base64')}`;
+  const pool = new Pool(base.origin, { connections: config.connections ?? 64 });
+
+  async function send(message: OutgoingMessage, signal: AbortSignal): Promise<SendReceipt> {
+    const form = new URLSearchParams({ To: message.address, Body: message.body });
+    if (config.messagingServiceSid) form.set('MessagingServiceSid', config.messagingServiceSid);
+    else if (config.from) form.set('From', config.from);
+    if (config.statusCallback) form.set('StatusCallback', config.statusCallback);
+
+    let response;
+    try {
+      response = await pool.request({
+        method: 'POST',
+        path,
+        headers: {
+          authorization,
+          'content-type': 'application/x-www-form-urlencoded',
+          accept: 'application/json',
+        },
+        body: form.toString(),
+        signal,
+      });
+    } catch (cause) {
+      throw new ChannelError(
+        'E_CHANNEL_UNAVAILABLE',
+        `Twilio could not be reached at ${base.origin}`,
+        { retryable: true, cause },
+      );
+    }
+
+    const text = await response.body.text();
+    if (response.statusCode === 201 || response.statusCode === 200) {
+      const sid = readField(text, 'sid');
+      if (typeof sid === 'string' && sid !== '') return { providerId: sid };
+      throw new ChannelError(
+        'E_CHANNEL_UNAVAILABLE',
+        `Twilio answered ${response.statusCode} without a message sid`,
+        {
+          retryable: false,
+          status: response.statusCode,
+        },
+      );
+    }
+    throw toChannelError(response.statusCode, text, response.headers['retry-after']);
+  }
+
+  return { kind: 'sms', provider: 'twilio', send, close: () => pool.close() };
+}
+
+function toChannelError(status: number, text: string, retryAfter: unknown): ChannelError {
+  const code = readField(text, 'code');
+  const numeric = typeof code === 'number' ? code : undefined;
+  const providerCode = numeric === undefined ? undefined : String(numeric);
+  const retryable =
+    status === 429 || status >= 500 || (numeric !== undefined && RETRYABLE_CODES.has(numeric));
+  const forChannel =
+    status === 401 || status === 403 || (numeric !== undefined && CHANNEL_CODES.has(numeric));
+  const scope = retryable
+    ? 'asked to retry'
+    : forChannel
+      ? 'rejected the account or sender'
+      : 'rejected the message';
+  const details: { retryable: boolean; status: number; providerCode?: string } = {
+    retryable,
+    status,
+  };
+  if (providerCode !== undefined) details.providerCode = providerCode;
+  const after = typeof retryAfter === 'string' ? `; Retry-After ${retryAfter}s` : '';
+  return new ChannelError(
+    retryable ? 'E_CHANNEL_UNAVAILABLE' : 'E_CHANNEL_REJECTED',
+    `Twilio ${scope}: HTTP ${status}, code ${providerCode ?? 'none'}${after}`,
+    details,
+  );
+}
+
+function readField(text: string, field: string): unknown {
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    return parsed !== null && typeof parsed === 'object'
+      ? (parsed as Record<string, unknown>)[field]
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}

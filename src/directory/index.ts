@@ -1,0 +1,2 @@
+export { loadDirectory, parseDirectory, selectPeople } from './load-directory.js';
+export type { AudienceSelector, Directory, Person } from './types.js';

@@ -1,0 +1,91 @@
+import { readFile } from 'node:fs/promises';
+
+import { IANAZone } from 'luxon';
+
+import { PlaybookValidationError, TocsinError } from '../errors.js';
+import type { Problem } from '../errors.js';
+import { checkSchema, locate, parseYamlSource } from '../playbook/index.js';
+import type { AudienceSelector, Directory, Person } from './types.js';
+
+interface PersonDefinition {
+  id: string;
+  name: string;
+  phone?: string;
+  email?: string;
+  locale?: string;
+  timeZone?: string;
+  roles?: string[];
+  groups?: string[];
+}
+
+/**
+ * Reads and checks a directory file.
+ *
+ * @throws PlaybookSyntaxError when the YAML does not parse
+ * @throws PlaybookValidationError with E_PLAYBOOK_SCHEMA or E_DIRECTORY_DUPLICATE_ID problems
+ */
+export async function loadDirectory(file: string): Promise<Directory> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new TocsinError('E_PLAYBOOK_READ', `${file} cannot be read; check the path`, { cause });
+  }
+  return parseDirectory(text, file);
+}
+
+/** Parses and checks directory text. */
+export function parseDirectory(text: string, file: string): Directory {
+  const source = parseYamlSource(text, file);
+  const schemaProblems = checkSchema('directory', source);
+  if (schemaProblems.length > 0) throw new PlaybookValidationError(file, schemaProblems);
+
+  const definitions = (source.value as { people: PersonDefinition[] }).people;
+  const problems: Problem[] = [];
+  const seen = new Set<string>();
+  definitions.forEach((person, index) => {
+    if (seen.has(person.id)) {
+      problems.push({
+        code: 'E_DIRECTORY_DUPLICATE_ID',
+        message: `person id "${person.id}" is used twice; give each person their own id`,
+        location: locate(source, ['people', index, 'id']),
+      });
+    }
+    seen.add(person.id);
+    if (person.timeZone !== undefined && !IANAZone.isValidZone(person.timeZone)) {
+      problems.push({
+        code: 'E_PLAYBOOK_SCHEMA',
+        message: `"${person.timeZone}" is not an IANA time zone; write it like Europe/Berlin or America/New_York`,
+        location: locate(source, ['people', index, 'timeZone']),
+      });
+    }
+  });
+  if (problems.length > 0) throw new PlaybookValidationError(file, problems);
+
+  return { file, people: definitions.map(toPerson) };
+}
+
+/** The people an audience selects, in directory order. */
+export function selectPeople(directory: Directory, selector: AudienceSelector): Person[] {
+  const roles = new Set(selector.roles ?? []);
+  const groups = new Set(selector.groups ?? []);
+  return directory.people.filter(
+    (person) =>
+      person.roles.some((role) => roles.has(role)) ||
+      person.groups.some((group) => groups.has(group)),
+  );
+}
+
+function toPerson(definition: PersonDefinition): Person {
+  const person: Person = {
+    id: definition.id,
+    name: definition.name,
+    locale: definition.locale ?? 'en',
+    timeZone: definition.timeZone ?? 'UTC',
+    roles: definition.roles ?? [],
+    groups: definition.groups ?? [],
+  };
+  if (definition.phone !== undefined) person.phone = definition.phone;
+  if (definition.email !== undefined) person.email = definition.email;
+  return person;
+}

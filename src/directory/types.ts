@@ -1,0 +1,23 @@
+/** One person in the directory. Personal data: never log more than the id. */
+export interface Person {
+  id: string;
+  name: string;
+  phone?: string;
+  email?: string;
+  locale: string;
+  timeZone: string;
+  roles: string[];
+  groups: string[];
+}
+
+/** The people Tocsin may tell. */
+export interface Directory {
+  file: string;
+  people: Person[];
+}
+
+/** How an audience picks people: anyone with one of the roles or in one of the groups. */
+export interface AudienceSelector {
+  roles?: string[];
+  groups?: string[];
+}

@@ -1,0 +1,205 @@
+import { DateTime } from 'luxon';
+
+import { toIsoUtc } from '../clock.js';
+import type { Clock } from '../clock.js';
+import type { ChannelAdapter } from '../channels/index.js';
+import { ChannelError } from '../errors.js';
+import { noopLogger } from '../logger.js';
+import type { Logger } from '../logger.js';
+import type { IncidentStore, OutboxRecord, SendOutcome } from '../store/index.js';
+
+/** Settings of the outbox dispatcher. */
+export interface DispatcherOptions {
+  store: IncidentStore;
+  clock: Clock;
+  channels: ReadonlyMap<string, ChannelAdapter>;
+  log?: Logger;
+  /** Sends in flight at once. */
+  concurrency?: number;
+  /** How long one send may take before it is abandoned and retried. */
+  sendTimeoutMs?: number;
+  /** Attempts before a retryable failure becomes final. */
+  maxAttempts?: number;
+}
+
+const DEFAULT_CONCURRENCY = 16;
+const DEFAULT_SEND_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_ATTEMPTS = 5;
+const BASE_BACKOFF_MS = 1_000;
+
+/**
+ * Sends outbox rows. A row is claimed (decided → sending, with a deadline) in one transaction
+ * before its request leaves, and its outcome is recorded after; a row found still sending at
+ * start-up was in flight during a crash and becomes `unknown`, never re-sent silently.
+ */
+export class Dispatcher {
+  private readonly store: IncidentStore;
+  private readonly clock: Clock;
+  private readonly channels: ReadonlyMap<string, ChannelAdapter>;
+  private readonly log: Logger;
+  private readonly concurrency: number;
+  private readonly sendTimeoutMs: number;
+  private readonly maxAttempts: number;
+  private draining: Promise<void> | undefined;
+  private isWakeWanted = false;
+  private retryHandle: unknown;
+  private isStopped = false;
+
+  constructor(options: DispatcherOptions) {
+    this.store = options.store;
+    this.clock = options.clock;
+    this.channels = options.channels;
+    this.log = options.log ?? noopLogger;
+    this.concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+    this.sendTimeoutMs = options.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
+    this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  }
+
+  /** Marks rows left in flight by a previous process as unknown; returns how many. */
+  recoverInFlight(): number {
+    const rows = this.store.markInFlightUnknown(toIsoUtc(this.clock.now()));
+    if (rows.length > 0) {
+      const messageIds = rows.slice(0, 20).map((row) => row.id);
+      this.log.warn({ unknown: rows.length, messageIds }, 'messages in flight at a crash');
+    }
+    return rows.length;
+  }
+
+  /** Starts a drain unless one is running; a wake during a drain makes it look again. */
+  wake(): void {
+    if (this.isStopped) return;
+    this.isWakeWanted = true;
+    if (!this.draining) {
+      this.draining = this.drain()
+        .catch((error: unknown) => this.log.error({ err: error }, 'dispatch failed'))
+        .finally(() => {
+          this.draining = undefined;
+        });
+    }
+  }
+
+  /** Resolves when nothing is being sent. */
+  async idle(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  async stop(): Promise<void> {
+    this.isStopped = true;
+    if (this.retryHandle !== undefined) this.clock.clearTimeout(this.retryHandle);
+    await this.idle();
+  }
+
+  private async drain(): Promise<void> {
+    while (this.isWakeWanted && !this.isStopped) {
+      this.isWakeWanted = false;
+      for (;;) {
+        const now = this.clock.now();
+        const deadline = now.plus({ milliseconds: this.sendTimeoutMs * 2 });
+        const batch = this.store.claimMessages(
+          this.concurrency * 4,
+          toIsoUtc(now),
+          toIsoUtc(deadline),
+        );
+        if (batch.length === 0) break;
+        await this.sendAll(batch);
+      }
+    }
+    this.armRetry();
+  }
+
+  private async sendAll(batch: OutboxRecord[]): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < batch.length) {
+        const message = batch[next++];
+        if (message) await this.sendOne(message);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, batch.length) }, worker));
+  }
+
+  private async sendOne(message: OutboxRecord): Promise<void> {
+    const log = this.log.child({
+      incidentId: message.incidentId,
+      messageId: message.id,
+      channel: message.channel,
+    });
+    const channel = this.channels.get(message.channel);
+    const started = this.clock.now();
+    let outcome: SendOutcome;
+
+    if (!channel) {
+      outcome = {
+        status: 'failed',
+        errorCode: 'E_CHANNEL_NOT_CONFIGURED',
+        errorMessage: `no ${message.channel} channel is configured`,
+      };
+    } else {
+      const controller = new AbortController();
+      const timeout = this.clock.setTimeout(() => controller.abort(), this.sendTimeoutMs);
+      try {
+        const receipt = await channel.send(message, controller.signal);
+        outcome = { status: 'accepted', providerId: receipt.providerId };
+      } catch (error) {
+        outcome = this.toFailure(message, error);
+      } finally {
+        this.clock.clearTimeout(timeout);
+      }
+    }
+
+    this.store.recordOutcome(message.id, outcome, toIsoUtc(this.clock.now()));
+    const durationMs = this.clock.now().toMillis() - started.toMillis();
+    if (outcome.status === 'accepted')
+      log.debug({ durationMs, attempts: message.attempts }, 'message sent');
+    else if (outcome.status === 'decided')
+      log.warn(
+        { errorCode: outcome.errorCode, attempts: message.attempts },
+        'channel send failed, retrying',
+      );
+    else
+      log.error(
+        { errorCode: outcome.errorCode, attempts: message.attempts },
+        'channel failed after retries',
+      );
+  }
+
+  private toFailure(message: OutboxRecord, error: unknown): SendOutcome {
+    const isChannelError = error instanceof ChannelError;
+    const errorCode = isChannelError ? (error.providerCode ?? error.code) : 'E_CHANNEL_UNAVAILABLE';
+    const errorMessage = error instanceof Error ? error.message : 'send failed';
+    const retryable = !isChannelError || error.retryable;
+    if (!retryable || message.attempts >= this.maxAttempts) {
+      return { status: 'failed', errorCode, errorMessage };
+    }
+    // Exponential backoff with full jitter, so a provider that throttled is not hit in step.
+    const ceiling = BASE_BACKOFF_MS * 2 ** (message.attempts - 1);
+    const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    return {
+      status: 'decided',
+      errorCode,
+      errorMessage,
+      notBefore: toIsoUtc(this.clock.now().plus({ milliseconds: delay })),
+    };
+  }
+
+  private armRetry(): void {
+    if (this.isStopped) return;
+    const next = this.store.nextRetryAt();
+    if (this.retryHandle !== undefined) this.clock.clearTimeout(this.retryHandle);
+    this.retryHandle = undefined;
+    if (!next) return;
+    const delay = DateTime.fromISO(next).toMillis() - this.clock.now().toMillis();
+    this.retryHandle = this.clock.setTimeout(
+      () => {
+        this.retryHandle = undefined;
+        this.wake();
+      },
+      Math.max(0, delay),
+    );
+  }
+}
+
+/** Creates a dispatcher; call `recoverInFlight` once at start-up, then `wake` when rows are added. */
+export function createDispatcher(options: DispatcherOptions): Dispatcher {
+  return new Dispatcher(options);
+}

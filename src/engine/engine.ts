@@ -1,0 +1,637 @@
+import { DateTime } from 'luxon';
+import { createActor } from 'xstate';
+import type { Actor } from 'xstate';
+
+import { toIsoUtc } from '../clock.js';
+import type { Clock } from '../clock.js';
+import { selectPeople } from '../directory/index.js';
+import type { Directory, Person } from '../directory/index.js';
+import { EngineError, TemplateError } from '../errors.js';
+import { createId } from '../ids.js';
+import { noopLogger } from '../logger.js';
+import type { Logger } from '../logger.js';
+import { messageKey, parsePlaybook } from '../playbook/index.js';
+import type { ChannelKind, LoadedPlaybook } from '../playbook/index.js';
+import type {
+  IncidentRecord,
+  IncidentStatus,
+  IncidentStore,
+  NewOutboxMessage,
+} from '../store/index.js';
+import { TemplateEngine } from '../template/index.js';
+import type { CompiledTemplate, TemplateScope } from '../template/index.js';
+import {
+  extractVariables,
+  matchesAlertmanager,
+  toAlertmanagerDedupeKey,
+} from '../triggers/index.js';
+import type { AlertmanagerPayload, VariableValues } from '../triggers/index.js';
+import { buildMachine } from './build-machine.js';
+import type { IncidentEvent, IncidentMachine, StageDecision } from './build-machine.js';
+
+/** What the engine needs from the world. */
+export interface EngineDeps {
+  store: IncidentStore;
+  clock: Clock;
+  directory: Directory;
+  log?: Logger;
+  templates?: TemplateEngine;
+}
+
+/** A request to start an incident of a playbook by name. */
+export interface StartIncidentRequest {
+  playbook: string;
+  variables: VariableValues;
+  dedupeKey?: string;
+  createdBy: string;
+}
+
+/** What a trigger did for one playbook. */
+export interface TriggerOutcome {
+  playbook: string;
+  action: 'started' | 'deduplicated' | 'resolved' | 'not-open';
+  incidentId?: string;
+}
+
+interface PlaybookVersion {
+  id: number;
+  playbook: LoadedPlaybook;
+  machine: IncidentMachine;
+}
+
+interface RunningIncident {
+  id: string;
+  version: PlaybookVersion;
+  actor: Actor<IncidentMachine>;
+  variables: VariableValues;
+  log: Logger;
+}
+
+// Node's timers overflow past about 24.8 days; a longer wait is re-armed in steps.
+const MAX_TIMER_DELAY_MS = 60 * 60 * 1000;
+
+/**
+ * Runs incidents: one XState actor per open incident, persisted after every transition together
+ * with its due timers and the outbox rows the transition decided, in one SQLite transaction.
+ *
+ * @example
+ * const engine = createEngine({ store, clock: systemClock, directory });
+ * engine.loadPlaybooks([await loadPlaybook('playbooks/instance-down.yaml')]);
+ * engine.restore();
+ * engine.start();
+ * engine.handleAlertmanager(payload, 'alertmanager');
+ */
+export function createEngine(deps: EngineDeps): Engine {
+  return new Engine(deps);
+}
+
+export class Engine {
+  private readonly store: IncidentStore;
+  private readonly clock: Clock;
+  private readonly directory: Directory;
+  private readonly log: Logger;
+  private readonly templates: TemplateEngine;
+  private readonly current = new Map<string, PlaybookVersion>();
+  private readonly versions = new Map<number, PlaybookVersion>();
+  private readonly running = new Map<string, RunningIncident>();
+  private readonly decidedListeners = new Set<() => void>();
+  private timerHandle: unknown;
+  private isStarted = false;
+
+  constructor(deps: EngineDeps) {
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.directory = deps.directory;
+    this.log = deps.log ?? noopLogger;
+    this.templates = deps.templates ?? new TemplateEngine();
+  }
+
+  /** Makes these playbooks the current versions; running incidents keep the version they started with. */
+  loadPlaybooks(playbooks: readonly LoadedPlaybook[]): void {
+    const loadedAt = toIsoUtc(this.clock.now());
+    for (const playbook of playbooks) {
+      const id = this.store.savePlaybookVersion({
+        name: playbook.name,
+        version: playbook.version,
+        digest: playbook.digest,
+        file: playbook.file,
+        source: playbook.source,
+        loadedAt,
+      });
+      const version = this.versions.get(id) ?? {
+        id,
+        playbook,
+        machine: buildMachine(playbook.stages),
+      };
+      this.versions.set(id, version);
+      this.current.set(playbook.name, version);
+      this.log.info(
+        { playbookId: playbook.name, version: playbook.version, versionId: id },
+        'playbook loaded',
+      );
+    }
+  }
+
+  /** Names of the current playbooks. */
+  playbookNames(): string[] {
+    return [...this.current.keys()];
+  }
+
+  /**
+   * Resumes every open incident from its stored snapshot. Call once at start-up, before `start`.
+   *
+   * @throws EngineError E_ENGINE_SNAPSHOT when a snapshot or its playbook version cannot be read
+   */
+  restore(): number {
+    for (const incident of this.store.listIncidents({ status: 'open' })) {
+      if (this.running.has(incident.id)) continue;
+      const version = this.resolveVersion(incident.playbookVersionId);
+      const actor = createActor(version.machine, {
+        snapshot: incident.snapshot as never,
+        input: { incidentId: incident.id, startedAt: incident.startedAt },
+      });
+      actor.start();
+      this.running.set(
+        incident.id,
+        this.toRunning(incident.id, version, actor, incident.variables),
+      );
+    }
+    this.log.info({ incidents: this.running.size }, 'incidents restored');
+    return this.running.size;
+  }
+
+  /** Starts waking incidents when their timers are due; overdue timers fire at once, in order. */
+  start(): void {
+    this.isStarted = true;
+    this.fireDueTimers();
+  }
+
+  stop(): void {
+    this.isStarted = false;
+    if (this.timerHandle !== undefined) this.clock.clearTimeout(this.timerHandle);
+    this.timerHandle = undefined;
+    for (const incident of this.running.values()) incident.actor.stop();
+    this.running.clear();
+  }
+
+  /** Calls `listener` after every transaction that added messages to the outbox. */
+  onMessagesDecided(listener: () => void): () => void {
+    this.decidedListeners.add(listener);
+    return () => this.decidedListeners.delete(listener);
+  }
+
+  /**
+   * Starts or resolves incidents for an Alertmanager notification. A repeated firing notification
+   * for a group whose incident is open changes nothing.
+   *
+   * @throws EngineError E_ENGINE_VARIABLE when a matching playbook needs a value the payload lacks;
+   *   nothing is written then
+   */
+  handleAlertmanager(payload: AlertmanagerPayload, createdBy: string): TriggerOutcome[] {
+    const matches = [...this.current.values()].flatMap((version) => {
+      const trigger = version.playbook.definition.triggers.find(
+        (candidate) =>
+          candidate.source === 'alertmanager' && matchesAlertmanager(candidate, payload),
+      );
+      return trigger ? [{ version, trigger }] : [];
+    });
+
+    if (payload.status === 'resolved') {
+      return matches.map(({ version }) => {
+        const name = version.playbook.name;
+        const open = this.store.findOpenIncident(toAlertmanagerDedupeKey(name, payload));
+        if (!open) return { playbook: name, action: 'not-open' };
+        this.resolve(open.id, createdBy);
+        return { playbook: name, action: 'resolved', incidentId: open.id };
+      });
+    }
+
+    // Read every playbook's variables first, so a bad payload starts none of them.
+    const requests = matches.map(({ version, trigger }) => ({
+      playbook: version.playbook.name,
+      dedupeKey: toAlertmanagerDedupeKey(version.playbook.name, payload),
+      variables: extractVariables(
+        version.playbook.definition.variables ?? {},
+        trigger.variables ?? {},
+        payload,
+      ),
+      createdBy,
+    }));
+    return requests.map((request) => {
+      const open = this.store.findOpenIncident(request.dedupeKey);
+      if (open) return { playbook: request.playbook, action: 'deduplicated', incidentId: open.id };
+      const incident = this.startIncident(request);
+      return { playbook: request.playbook, action: 'started', incidentId: incident.id };
+    });
+  }
+
+  /**
+   * Starts an incident: stores it, its first snapshot, its timers and the messages of stages due
+   * at once, in one transaction.
+   *
+   * @throws EngineError E_ENGINE_UNKNOWN_PLAYBOOK when no playbook has that name
+   */
+  startIncident(request: StartIncidentRequest): IncidentRecord {
+    const version = this.current.get(request.playbook);
+    if (!version) {
+      throw new EngineError(
+        'E_ENGINE_UNKNOWN_PLAYBOOK',
+        `no playbook is named "${request.playbook}"; load it or use one of ${this.playbookNames()
+          .map((name) => `"${name}"`)
+          .join(', ')}`,
+      );
+    }
+
+    const now = this.clock.now();
+    const startedAt = toIsoUtc(now);
+    const id = createId('inc', now);
+    const actor = createActor(version.machine, { input: { incidentId: id, startedAt } });
+    actor.start();
+    const running = this.toRunning(id, version, actor, request.variables);
+
+    const record: IncidentRecord = {
+      id,
+      playbookVersionId: version.id,
+      status: 'open',
+      dedupeKey: request.dedupeKey ?? null,
+      variables: request.variables,
+      snapshot: actor.getPersistedSnapshot(),
+      createdBy: request.createdBy,
+      startedAt,
+      updatedAt: startedAt,
+      closedAt: null,
+    };
+    const decisions = actor.getSnapshot().context.fired;
+    const messages = decisions.flatMap((decision) => this.decideMessages(running, decision));
+
+    this.store.transaction(() => {
+      this.store.insertIncident(record);
+      this.store.appendAudit({
+        incidentId: id,
+        at: startedAt,
+        actor: request.createdBy,
+        type: 'incident.started',
+        data: {
+          playbook: version.playbook.name,
+          version: version.playbook.version,
+          variables: Object.keys(request.variables),
+        },
+      });
+      this.persist(running, decisions, messages, startedAt);
+    });
+    this.running.set(id, running);
+
+    running.log.info(
+      { createdBy: request.createdBy, messages: messages.length },
+      'incident started',
+    );
+    this.afterCommit(messages.length);
+    return record;
+  }
+
+  /**
+   * Records an acknowledgement; escalations that are skipped on acknowledgement are dropped in
+   * the same transaction.
+   *
+   * @throws EngineError E_ENGINE_UNKNOWN_INCIDENT or E_ENGINE_INCIDENT_CLOSED
+   */
+  acknowledge(incidentId: string, by: string, via: string): void {
+    const at = toIsoUtc(this.clock.now());
+    this.apply(incidentId, { type: 'ack.received', at, by }, () => {
+      this.store.insertAcknowledgement({ incidentId, by, via, at });
+    });
+  }
+
+  /**
+   * Resolves an incident: every pending timer is dropped and the resolution stages fire.
+   *
+   * @throws EngineError E_ENGINE_UNKNOWN_INCIDENT or E_ENGINE_INCIDENT_CLOSED
+   */
+  resolve(incidentId: string, by: string): void {
+    this.apply(incidentId, { type: 'alert.resolved', at: toIsoUtc(this.clock.now()), by });
+  }
+
+  /**
+   * Cancels an incident: every pending timer is dropped.
+   *
+   * @throws EngineError E_ENGINE_UNKNOWN_INCIDENT or E_ENGINE_INCIDENT_CLOSED
+   */
+  cancel(incidentId: string, by: string): void {
+    this.apply(incidentId, { type: 'incident.cancelled', at: toIsoUtc(this.clock.now()), by });
+  }
+
+  /** Sends `timer.fired` for every stored timer due now, earliest first, then re-arms. */
+  fireDueTimers(): number {
+    const now = toIsoUtc(this.clock.now());
+    const due = this.store.listDueTimers(now);
+    for (const timer of due) {
+      try {
+        this.apply(timer.incidentId, { type: 'timer.fired', at: now, timerId: timer.timerId });
+      } catch (error) {
+        this.log.error(
+          { err: error, incidentId: timer.incidentId, timerId: timer.timerId },
+          'timer failed',
+        );
+        this.store.transaction(() => this.store.replaceTimers(timer.incidentId, []));
+      }
+    }
+    this.arm();
+    return due.length;
+  }
+
+  private apply(incidentId: string, event: IncidentEvent, alsoWrite?: () => void): void {
+    const running = this.requireRunning(incidentId);
+    const before = running.actor.getSnapshot().context;
+    running.actor.send(event);
+    const context = running.actor.getSnapshot().context;
+    if (context === before) return;
+
+    const decisions = context.fired.slice(before.fired.length);
+    const skipped = context.skipped.slice(before.skipped.length);
+    try {
+      const messages = decisions.flatMap((decision) => this.decideMessages(running, decision));
+      this.store.transaction(() => {
+        alsoWrite?.();
+        this.store.appendAudit({
+          incidentId,
+          at: event.at,
+          actor: 'by' in event ? event.by : 'timer',
+          type: event.type,
+          data: 'timerId' in event ? { timerId: event.timerId } : {},
+        });
+        for (const decision of skipped) {
+          this.store.appendAudit({
+            incidentId,
+            at: decision.at,
+            actor: 'engine',
+            type: 'stage.skipped',
+            data: { stageId: decision.stageId },
+          });
+        }
+        this.persist(running, decisions, messages, event.at);
+      });
+      this.afterCommit(messages.length);
+    } catch (error) {
+      // The actor ran ahead of the database; put it back where the database is.
+      this.reload(incidentId);
+      throw error;
+    }
+
+    if (running.actor.getSnapshot().status === 'done') {
+      this.running.delete(incidentId);
+      running.log.info({ status: this.statusOf(running) }, 'incident closed');
+    }
+  }
+
+  private persist(
+    running: RunningIncident,
+    decisions: StageDecision[],
+    messages: NewOutboxMessage[],
+    at: string,
+  ): void {
+    const context = running.actor.getSnapshot().context;
+    this.store.updateIncident(running.id, {
+      status: this.statusOf(running),
+      snapshot: running.actor.getPersistedSnapshot(),
+      updatedAt: at,
+    });
+    this.store.replaceTimers(
+      running.id,
+      context.timers.map((timer) => ({
+        incidentId: running.id,
+        timerId: timer.id,
+        dueAt: timer.dueAt,
+      })),
+    );
+    for (const decision of decisions) {
+      const count = messages.filter((message) => message.stageId === decision.stageId).length;
+      this.store.appendAudit({
+        incidentId: running.id,
+        at: decision.at,
+        actor: 'engine',
+        type: 'stage.fired',
+        data: { stageId: decision.stageId, occurrence: decision.occurrence, messages: count },
+      });
+      running.log.info({ stageId: decision.stageId, messages: count }, 'stage fired');
+    }
+    this.store.insertMessages(messages);
+  }
+
+  private decideMessages(running: RunningIncident, decision: StageDecision): NewOutboxMessage[] {
+    const { playbook } = running.version;
+    const stage = playbook.definition.stages.find((candidate) => candidate.id === decision.stageId);
+    if (!stage) return [];
+
+    const snapshot = running.actor.getSnapshot();
+    const incidentScope: TemplateScope['incident'] = {
+      id: running.id,
+      playbook: playbook.name,
+      version: playbook.version,
+      startedAt: snapshot.context.startedAt,
+      acknowledged: snapshot.context.acknowledgedAt !== null,
+      acknowledgedBy: snapshot.context.acknowledgedBy,
+      status: this.statusOf(running),
+    };
+
+    const messages: NewOutboxMessage[] = [];
+    const seen = new Set<string>();
+    let unreachable = 0;
+    for (const audienceId of stage.audiences) {
+      const audience = playbook.definition.audiences[audienceId];
+      const compiled = playbook.messages.get(messageKey(stage.id, audienceId));
+      if (!audience || !compiled) continue;
+
+      for (const person of selectPeople(this.directory, audience.select)) {
+        const channel = audience.channels.find((kind) => addressOf(person, kind) !== undefined);
+        if (!channel) {
+          unreachable++;
+          continue;
+        }
+        const key = `${person.id}\u0000${channel}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+
+        const scope: TemplateScope = {
+          vars: running.variables,
+          incident: incidentScope,
+          recipient: {
+            id: person.id,
+            name: person.name,
+            locale: person.locale,
+            timeZone: person.timeZone,
+          },
+          stage: { id: stage.id },
+        };
+        messages.push(
+          this.renderMessage(running, decision, audienceId, person, channel, compiled, scope),
+        );
+      }
+    }
+
+    if (unreachable > 0)
+      running.log.warn({ stageId: stage.id, unreachable }, 'recipients without an address');
+    return messages;
+  }
+
+  private renderMessage(
+    running: RunningIncident,
+    decision: StageDecision,
+    audienceId: string,
+    person: Person,
+    channel: ChannelKind,
+    compiled: {
+      sms?: CompiledTemplate;
+      email?: { subject: CompiledTemplate; text: CompiledTemplate };
+    },
+    scope: TemplateScope,
+  ): NewOutboxMessage {
+    const base = {
+      incidentId: running.id,
+      stageId: decision.stageId,
+      occurrence: decision.occurrence,
+      audienceId,
+      personId: person.id,
+      channel,
+      address: addressOf(person, channel) ?? '',
+      decidedAt: decision.at,
+    };
+    try {
+      const subject =
+        channel === 'email' && compiled.email
+          ? this.templates.render(compiled.email.subject, scope)
+          : null;
+      const template = channel === 'email' ? compiled.email?.text : compiled.sms;
+      const body = template ? this.templates.render(template, scope) : '';
+      return { ...base, subject, body, status: 'decided', errorCode: null, errorMessage: null };
+    } catch (error) {
+      if (!(error instanceof TemplateError)) throw error;
+      running.log.error(
+        { err: error, stageId: decision.stageId, personId: person.id },
+        'message not rendered',
+      );
+      return {
+        ...base,
+        subject: null,
+        body: '',
+        status: 'failed',
+        errorCode: error.code,
+        errorMessage: error.message,
+      };
+    }
+  }
+
+  private afterCommit(messageCount: number): void {
+    if (messageCount > 0) {
+      for (const listener of this.decidedListeners) listener();
+    }
+    this.arm();
+  }
+
+  private arm(): void {
+    if (!this.isStarted) return;
+    if (this.timerHandle !== undefined) this.clock.clearTimeout(this.timerHandle);
+    this.timerHandle = undefined;
+
+    const next = this.store.nextTimer();
+    if (!next) return;
+    const dueMs = DateTime.fromISO(next.dueAt).toMillis() - this.clock.now().toMillis();
+    this.timerHandle = this.clock.setTimeout(
+      () => {
+        this.timerHandle = undefined;
+        this.fireDueTimers();
+      },
+      Math.min(Math.max(0, dueMs), MAX_TIMER_DELAY_MS),
+    );
+  }
+
+  private requireRunning(incidentId: string): RunningIncident {
+    const running = this.running.get(incidentId);
+    if (running) return running;
+    const stored = this.store.getIncident(incidentId);
+    if (!stored) {
+      throw new EngineError(
+        'E_ENGINE_UNKNOWN_INCIDENT',
+        `no incident has id "${incidentId}"; list incidents with "tocsin status"`,
+      );
+    }
+    throw new EngineError(
+      'E_ENGINE_INCIDENT_CLOSED',
+      `incident "${incidentId}" is ${stored.status} and takes no more events`,
+    );
+  }
+
+  private reload(incidentId: string): void {
+    const running = this.running.get(incidentId);
+    running?.actor.stop();
+    this.running.delete(incidentId);
+    const stored = this.store.getIncident(incidentId);
+    if (!stored || stored.status !== 'open') return;
+    const actor = createActor(
+      running?.version.machine ?? this.resolveVersion(stored.playbookVersionId).machine,
+      {
+        snapshot: stored.snapshot as never,
+        input: { incidentId, startedAt: stored.startedAt },
+      },
+    );
+    actor.start();
+    this.running.set(
+      incidentId,
+      this.toRunning(
+        incidentId,
+        this.resolveVersion(stored.playbookVersionId),
+        actor,
+        stored.variables,
+      ),
+    );
+  }
+
+  private resolveVersion(versionId: number): PlaybookVersion {
+    const cached = this.versions.get(versionId);
+    if (cached) return cached;
+    const stored = this.store.getPlaybookVersion(versionId);
+    if (!stored) {
+      throw new EngineError(
+        'E_ENGINE_SNAPSHOT',
+        `playbook version ${versionId} is missing from the database; restore it from a backup`,
+      );
+    }
+    try {
+      const playbook = parsePlaybook(stored.source, stored.file, { templates: this.templates });
+      const version = { id: versionId, playbook, machine: buildMachine(playbook.stages) };
+      this.versions.set(versionId, version);
+      return version;
+    } catch (cause) {
+      throw new EngineError(
+        'E_ENGINE_SNAPSHOT',
+        `stored playbook version ${versionId} ("${stored.name}") no longer loads`,
+        { cause },
+      );
+    }
+  }
+
+  private toRunning(
+    id: string,
+    version: PlaybookVersion,
+    actor: Actor<IncidentMachine>,
+    variables: VariableValues,
+  ): RunningIncident {
+    const log = this.log.child({ incidentId: id, playbookId: version.playbook.name });
+    return { id, version, actor, variables, log };
+  }
+
+  private statusOf(running: RunningIncident): IncidentStatus {
+    const snapshot = running.actor.getSnapshot();
+    if (snapshot.matches('resolved')) return 'resolved';
+    if (snapshot.matches('cancelled')) return 'cancelled';
+    return 'open';
+  }
+}
+
+function addressOf(person: Person, channel: ChannelKind): string | undefined {
+  switch (channel) {
+    case 'sms':
+      return person.phone;
+    case 'email':
+      return person.email;
+  }
+}

@@ -1,0 +1,12 @@
+export { buildMachine } from './build-machine.js';
+export type {
+  IncidentContext,
+  IncidentEvent,
+  IncidentMachine,
+  IncidentTimer,
+  StageDecision,
+} from './build-machine.js';
+export { createEngine, Engine } from './engine.js';
+export type { EngineDeps, StartIncidentRequest, TriggerOutcome } from './engine.js';
+export { createDispatcher, Dispatcher } from './dispatcher.js';
+export type { DispatcherOptions } from './dispatcher.js';

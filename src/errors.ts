@@ -1,0 +1,135 @@
+/**
+ * Tocsin's errors: one base class, a few subclasses callers tell apart, and the catalogue of
+ * stable codes. Every code here has a row in `docs/errors.md`.
+ *
+ * @module
+ */
+
+/** Every error code Tocsin raises, with what it means. Tests match on these, not on messages. */
+export const ERROR_CODES = {
+  E_PLAYBOOK_SYNTAX: 'a YAML document does not parse',
+  E_PLAYBOOK_READ: 'a playbook, directory or config file cannot be read',
+  E_PLAYBOOK_SCHEMA: 'a document breaks its JSON Schema',
+  E_PLAYBOOK_DUPLICATE_KEY: 'a mapping has the same key twice',
+  E_PLAYBOOK_UNKNOWN_AUDIENCE: 'a stage or message names an audience that is not declared',
+  E_PLAYBOOK_UNKNOWN_STAGE: 'a message names a stage that is not declared',
+  E_PLAYBOOK_UNKNOWN_VARIABLE: 'a trigger or template uses a variable that is not declared',
+  E_PLAYBOOK_UNSET_VARIABLE: 'a variable has no default and a trigger does not fill it',
+  E_PLAYBOOK_DUPLICATE_ID: 'two stages share an id',
+  E_PLAYBOOK_BAD_DEFAULT: 'a variable default does not have the variable type',
+  E_PLAYBOOK_MISSING_MESSAGE:
+    'a stage sends to an audience but has no message for one of its channels',
+  E_PLAYBOOK_BAD_DURATION: 'a duration cannot be read',
+  E_PLAYBOOK_UNREACHABLE_STAGE: 'a stage can never fire',
+  E_TEMPLATE_SYNTAX: 'a Liquid template does not parse',
+  E_TEMPLATE_RENDER: 'a Liquid template fails to render, for example on an undefined variable',
+  E_DIRECTORY_DUPLICATE_ID: 'two people in the directory share an id',
+  E_USAGE: 'the command line is wrong: an unknown flag, a missing argument, a bad value',
+  E_CONFIG_INVALID: 'the service config is invalid',
+  E_CONFIG_SECRET_MISSING: 'a secret named by the config is not set',
+  E_CHANNEL_REJECTED: 'the provider refused a message for good',
+  E_CHANNEL_UNAVAILABLE: 'the provider could not be reached or asked us to retry',
+  E_CHANNEL_NOT_CONFIGURED: 'a playbook sends over a channel the service config does not set up',
+  E_STORE: 'the database failed',
+  E_STORE_MIGRATION: 'the database was written by a newer Tocsin',
+  E_ENGINE_UNKNOWN_PLAYBOOK: 'no loaded playbook has the given name',
+  E_ENGINE_UNKNOWN_INCIDENT: 'no incident has the given id',
+  E_ENGINE_INCIDENT_CLOSED: 'the incident is resolved or cancelled and takes no more events',
+  E_ENGINE_SNAPSHOT: 'a stored incident snapshot cannot be restored',
+  E_ENGINE_VARIABLE: 'a trigger payload lacks a required variable or gives it the wrong type',
+  E_TRIGGER_PAYLOAD: 'a webhook body does not have the shape its source publishes',
+} as const;
+
+/** A stable, machine-readable error code. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Where in a source file a problem is. Lines and columns count from 1. */
+export interface SourceLocation {
+  file: string;
+  line: number;
+  col: number;
+}
+
+/** Options common to every Tocsin error. */
+export interface TocsinErrorOptions {
+  location?: SourceLocation;
+  cause?: unknown;
+}
+
+/** The base of every error Tocsin throws: a code, an optional location, and the cause. */
+export class TocsinError extends Error {
+  override name = 'TocsinError';
+  readonly code: ErrorCode;
+  readonly location: SourceLocation | undefined;
+
+  constructor(code: ErrorCode, message: string, options: TocsinErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.location = options.location;
+  }
+}
+
+/** One problem found while checking a playbook, directory or config. */
+export interface Problem {
+  code: ErrorCode;
+  message: string;
+  location: SourceLocation;
+}
+
+/** The YAML text does not parse. */
+export class PlaybookSyntaxError extends TocsinError {
+  override name = 'PlaybookSyntaxError';
+}
+
+/** Schema or semantic problems; `problems` lists every one found, not only the first. */
+export class PlaybookValidationError extends TocsinError {
+  override name = 'PlaybookValidationError';
+  readonly problems: readonly Problem[];
+
+  constructor(file: string, problems: readonly Problem[]) {
+    const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
+    super(problems[0]?.code ?? 'E_PLAYBOOK_SCHEMA', `${file}: ${count}`, {
+      location: problems[0]?.location ?? { file, line: 1, col: 1 },
+    });
+    this.problems = problems;
+  }
+}
+
+/** A Liquid template fails to parse or render. */
+export class TemplateError extends TocsinError {
+  override name = 'TemplateError';
+}
+
+/** A channel adapter failed; `retryable` says whether the same send may succeed later. */
+export class ChannelError extends TocsinError {
+  override name = 'ChannelError';
+  readonly retryable: boolean;
+  readonly providerCode: string | undefined;
+  readonly status: number | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: { retryable: boolean; providerCode?: string; status?: number; cause?: unknown },
+  ) {
+    super(code, message, details.cause === undefined ? {} : { cause: details.cause });
+    this.retryable = details.retryable;
+    this.providerCode = details.providerCode;
+    this.status = details.status;
+  }
+}
+
+/** The database failed or holds something this version cannot read. */
+export class StoreError extends TocsinError {
+  override name = 'StoreError';
+}
+
+/** An incident cannot proceed: unknown id, closed incident, unreadable snapshot. */
+export class EngineError extends TocsinError {
+  override name = 'EngineError';
+}
+
+/** The service config is invalid or names a secret that is not set. */
+export class ConfigError extends TocsinError {
+  override name = 'ConfigError';
+}

@@ -1,0 +1,143 @@
+import { Ajv } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+
+import directorySchema from '../../schemas/directory.schema.json' with { type: 'json' };
+import playbookSchema from '../../schemas/playbook.schema.json' with { type: 'json' };
+import configSchema from '../../schemas/config.schema.json' with { type: 'json' };
+import type { Problem } from '../errors.js';
+import { problemAt, toPathSegments } from './yaml-source.js';
+import type { YamlSource } from './yaml-source.js';
+
+/** The documents Tocsin checks against a schema in `schemas/`. */
+export type SchemaName = 'playbook' | 'directory' | 'config';
+
+const SCHEMAS: Record<SchemaName, object> = {
+  playbook: playbookSchema,
+  directory: directorySchema,
+  config: configSchema,
+};
+
+// ajv-formats is CommonJS; under nodenext its default export arrives wrapped.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+let ajv: Ajv | undefined;
+const validators = new Map<SchemaName, ValidateFunction>();
+
+/** Checks a parsed YAML document against a schema; one problem per finding, all of them. */
+export function checkSchema(name: SchemaName, source: YamlSource): Problem[] {
+  const validate = validatorFor(name);
+  if (validate(source.value)) return [];
+
+  const problems: Problem[] = [];
+  const seen = new Set<string>();
+  for (const error of validate.errors ?? []) {
+    const problem = toProblem(source, error);
+    if (!problem) continue;
+    const key = `${problem.location.line}:${problem.location.col}:${problem.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.push(problem);
+  }
+  return problems;
+}
+
+function validatorFor(name: SchemaName): ValidateFunction {
+  const cached = validators.get(name);
+  if (cached) return cached;
+  ajv ??= addFormats(new Ajv({ allErrors: true, verbose: true, strict: false }));
+  const validate = ajv.compile(SCHEMAS[name]);
+  validators.set(name, validate);
+  return validate;
+}
+
+function toProblem(source: YamlSource, error: ErrorObject): Problem | undefined {
+  const path = toPathSegments(error.instancePath);
+  const where = path.length === 0 ? 'the document' : `"${path.join('.')}"`;
+
+  // Branch failures inside oneOf are summarised by the oneOf error itself.
+  if (error.schemaPath.includes('/oneOf/')) return undefined;
+
+  switch (error.keyword) {
+    case 'required': {
+      const key = String(error.params.missingProperty);
+      return problemAt(
+        source,
+        path,
+        'E_PLAYBOOK_SCHEMA',
+        `${where} lacks the required key "${key}"; add it`,
+      );
+    }
+    case 'additionalProperties': {
+      const key = String(error.params.additionalProperty);
+      const allowed = Object.keys((error.parentSchema as { properties?: object }).properties ?? {});
+      const hint =
+        allowed.length > 0 ? `; allowed keys are ${allowed.map((k) => `"${k}"`).join(', ')}` : '';
+      return problemAt(
+        source,
+        [...path, key],
+        'E_PLAYBOOK_SCHEMA',
+        `unexpected key "${key}" in ${where}; remove it or fix its spelling${hint}`,
+        'key',
+      );
+    }
+    case 'enum': {
+      const allowed = (error.params.allowedValues as unknown[])
+        .map((value) => JSON.stringify(value))
+        .join(', ');
+      return problemAt(
+        source,
+        path,
+        'E_PLAYBOOK_SCHEMA',
+        `${where} is ${JSON.stringify(error.data)}, which is not allowed; use one of ${allowed}`,
+      );
+    }
+    case 'const': {
+      const allowed = JSON.stringify(error.params.allowedValue);
+      return problemAt(
+        source,
+        path,
+        'E_PLAYBOOK_SCHEMA',
+        `${where} is ${JSON.stringify(error.data)}; it must be ${allowed}`,
+      );
+    }
+    case 'oneOf': {
+      const required = ((error.parentSchema as { oneOf?: { required?: string[] }[] }).oneOf ?? [])
+        .flatMap((branch) => branch.required ?? [])
+        .map((key) => `"${key}"`);
+      const keys = required.length > 0 ? required.join(' or ') : 'one of its forms';
+      return problemAt(
+        source,
+        path,
+        'E_PLAYBOOK_SCHEMA',
+        `${where} must have exactly one of ${keys}; keep one`,
+      );
+    }
+    case 'pattern': {
+      if (error.propertyName !== undefined) {
+        return problemAt(
+          source,
+          [...path, error.propertyName],
+          'E_PLAYBOOK_SCHEMA',
+          `name "${error.propertyName}" in ${where} must match ${String(error.params.pattern)}; rename it`,
+          'key',
+        );
+      }
+      return problemAt(
+        source,
+        path,
+        'E_PLAYBOOK_SCHEMA',
+        `${where} is ${JSON.stringify(error.data)}, which must match ${String(error.params.pattern)}`,
+      );
+    }
+    case 'propertyNames':
+      return undefined;
+    default:
+      return problemAt(
+        source,
+        path,
+        'E_PLAYBOOK_SCHEMA',
+        `${where} ${error.message ?? 'is invalid'}`,
+      );
+  }
+}

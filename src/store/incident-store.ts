@@ -1,0 +1,397 @@
+import Database from 'better-sqlite3';
+import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
+
+import { StoreError } from '../errors.js';
+import { MIGRATIONS } from './migrations.js';
+import type {
+  AuditEntry,
+  AuditRecord,
+  IncidentRecord,
+  IncidentStatus,
+  NewOutboxMessage,
+  OutboxRecord,
+  PlaybookVersionRecord,
+  SendOutcome,
+  TimerRecord,
+} from './types.js';
+
+type Row = Record<string, string | number | null>;
+
+/**
+ * Tocsin's state in one SQLite file: playbook versions, incidents with their snapshots, due
+ * timers, the outbox, acknowledgements and the append-only audit log. Every method is
+ * synchronous; `transaction` groups several into one atomic write.
+ */
+export class IncidentStore {
+  readonly db: SqliteDatabase;
+  private readonly statements = new Map<string, Statement>();
+
+  /**
+   * Opens (and migrates) the database at `file`; `:memory:` gives a private in-memory one.
+   *
+   * @throws StoreError E_STORE when the file cannot be opened, E_STORE_MIGRATION when a newer
+   *   Tocsin wrote it
+   */
+  constructor(file: string) {
+    try {
+      this.db = new Database(file);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma('busy_timeout = 5000');
+    } catch (cause) {
+      throw new StoreError(
+        'E_STORE',
+        `database "${file}" cannot be opened; check the path and its permissions`,
+        { cause },
+      );
+    }
+    this.migrate(file);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Runs `work` in one transaction: all of its writes land, or none. */
+  transaction<T>(work: () => T): T {
+    return this.db.transaction(work).immediate();
+  }
+
+  // Playbook versions
+
+  /** Stores a playbook's text once per (name, digest) and returns its row id. */
+  savePlaybookVersion(version: Omit<PlaybookVersionRecord, 'id'>): number {
+    this.run(
+      `INSERT INTO playbook_versions (name, version, digest, file, source, loaded_at)
+       VALUES (@name, @version, @digest, @file, @source, @loadedAt)
+       ON CONFLICT (name, digest) DO NOTHING`,
+      version,
+    );
+    const row = this.get(
+      'SELECT id FROM playbook_versions WHERE name = ? AND digest = ?',
+      version.name,
+      version.digest,
+    );
+    return Number(row?.id);
+  }
+
+  getPlaybookVersion(id: number): PlaybookVersionRecord | undefined {
+    const row = this.get('SELECT * FROM playbook_versions WHERE id = ?', id);
+    return (
+      row && {
+        id: Number(row.id),
+        name: String(row.name),
+        version: Number(row.version),
+        digest: String(row.digest),
+        file: String(row.file),
+        source: String(row.source),
+        loadedAt: String(row.loaded_at),
+      }
+    );
+  }
+
+  // Incidents
+
+  insertIncident(incident: IncidentRecord): void {
+    this.run(
+      `INSERT INTO incidents (id, playbook_version_id, status, dedupe_key, variables, snapshot,
+         created_by, started_at, updated_at, closed_at)
+       VALUES (@id, @playbookVersionId, @status, @dedupeKey, @variables, @snapshot,
+         @createdBy, @startedAt, @updatedAt, @closedAt)`,
+      {
+        ...incident,
+        variables: JSON.stringify(incident.variables),
+        snapshot: JSON.stringify(incident.snapshot),
+      },
+    );
+  }
+
+  updateIncident(
+    id: string,
+    update: { status: IncidentStatus; snapshot: unknown; updatedAt: string },
+  ): void {
+    const closedAt = update.status === 'open' ? null : update.updatedAt;
+    this.run(
+      `UPDATE incidents SET status = @status, snapshot = @snapshot, updated_at = @updatedAt,
+         closed_at = COALESCE(closed_at, @closedAt)
+       WHERE id = @id`,
+      {
+        id,
+        status: update.status,
+        snapshot: JSON.stringify(update.snapshot),
+        updatedAt: update.updatedAt,
+        closedAt,
+      },
+    );
+  }
+
+  getIncident(id: string): IncidentRecord | undefined {
+    const row = this.get('SELECT * FROM incidents WHERE id = ?', id);
+    return row && toIncident(row);
+  }
+
+  findOpenIncident(dedupeKey: string): IncidentRecord | undefined {
+    const row = this.get(
+      `SELECT * FROM incidents WHERE dedupe_key = ? AND status = 'open'`,
+      dedupeKey,
+    );
+    return row && toIncident(row);
+  }
+
+  listIncidents(options: { status?: IncidentStatus; limit?: number } = {}): IncidentRecord[] {
+    const rows = options.status
+      ? this.all(
+          'SELECT * FROM incidents WHERE status = ? ORDER BY started_at DESC, id DESC LIMIT ?',
+          options.status,
+          options.limit ?? -1,
+        )
+      : this.all(
+          'SELECT * FROM incidents ORDER BY started_at DESC, id DESC LIMIT ?',
+          options.limit ?? -1,
+        );
+    return rows.map(toIncident);
+  }
+
+  // Timers
+
+  /** Makes the stored timers of an incident exactly `timers`. */
+  replaceTimers(incidentId: string, timers: readonly TimerRecord[]): void {
+    this.run('DELETE FROM timers WHERE incident_id = ?', incidentId);
+    for (const timer of timers) {
+      this.run(
+        'INSERT INTO timers (incident_id, timer_id, due_at) VALUES (@incidentId, @timerId, @dueAt)',
+        timer,
+      );
+    }
+  }
+
+  /** Timers due at or before `now`, earliest first. */
+  listDueTimers(now: string): TimerRecord[] {
+    return this.all(
+      'SELECT * FROM timers WHERE due_at <= ? ORDER BY due_at, incident_id, timer_id',
+      now,
+    ).map(toTimer);
+  }
+
+  nextTimer(): TimerRecord | undefined {
+    const row = this.get('SELECT * FROM timers ORDER BY due_at, incident_id, timer_id LIMIT 1');
+    return row && toTimer(row);
+  }
+
+  listTimers(incidentId: string): TimerRecord[] {
+    return this.all('SELECT * FROM timers WHERE incident_id = ? ORDER BY due_at', incidentId).map(
+      toTimer,
+    );
+  }
+
+  // Outbox
+
+  insertMessages(messages: readonly NewOutboxMessage[]): void {
+    for (const message of messages) {
+      this.run(
+        `INSERT INTO outbox (incident_id, stage_id, occurrence, audience_id, person_id, channel, address,
+           subject, body, status, error_code, error_message, decided_at, updated_at)
+         VALUES (@incidentId, @stageId, @occurrence, @audienceId, @personId, @channel, @address,
+           @subject, @body, @status, @errorCode, @errorMessage, @decidedAt, @decidedAt)`,
+        message,
+      );
+    }
+  }
+
+  /**
+   * Moves up to `limit` decided messages to sending, with a deadline, and returns them. Only
+   * claimed rows are sent, so two dispatchers never send the same row.
+   */
+  claimMessages(limit: number, now: string, deadline: string): OutboxRecord[] {
+    return this.transaction(() => {
+      const rows = this.all(
+        `SELECT * FROM outbox WHERE status = 'decided' AND (not_before IS NULL OR not_before <= ?)
+         ORDER BY id LIMIT ?`,
+        now,
+        limit,
+      );
+      for (const row of rows) {
+        this.run(
+          `UPDATE outbox SET status = 'sending', attempts = attempts + 1, send_deadline = ?, updated_at = ?
+           WHERE id = ?`,
+          deadline,
+          now,
+          row.id,
+        );
+      }
+      return rows.map((row) =>
+        toMessage({
+          ...row,
+          status: 'sending',
+          attempts: Number(row.attempts) + 1,
+          send_deadline: deadline,
+        }),
+      );
+    });
+  }
+
+  /** Records what the provider answered for a message that was sending. */
+  recordOutcome(id: number, outcome: SendOutcome, now: string): void {
+    this.run(
+      `UPDATE outbox SET status = @status, provider_id = @providerId, error_code = @errorCode,
+         error_message = @errorMessage, send_deadline = NULL, not_before = @notBefore, updated_at = @now
+       WHERE id = @id AND status = 'sending'`,
+      {
+        id,
+        status: outcome.status,
+        notBefore: outcome.notBefore ?? null,
+        providerId: outcome.providerId ?? null,
+        errorCode: outcome.errorCode ?? null,
+        errorMessage: outcome.errorMessage ?? null,
+        now,
+      },
+    );
+  }
+
+  /**
+   * Marks every message left sending by a previous process as unknown: it may or may not have
+   * reached the provider, so it is reported rather than sent again. Returns the affected rows.
+   */
+  markInFlightUnknown(now: string): OutboxRecord[] {
+    return this.transaction(() => {
+      const rows = this.all(`SELECT * FROM outbox WHERE status = 'sending' ORDER BY id`);
+      this.run(
+        `UPDATE outbox SET status = 'unknown', error_code = 'E_IN_FLIGHT_AT_CRASH', updated_at = ?
+         WHERE status = 'sending'`,
+        now,
+      );
+      return rows.map((row) => toMessage({ ...row, status: 'unknown' }));
+    });
+  }
+
+  listMessages(incidentId: string): OutboxRecord[] {
+    return this.all('SELECT * FROM outbox WHERE incident_id = ? ORDER BY id', incidentId).map(
+      toMessage,
+    );
+  }
+
+  /** When the next decided message may be sent, if any is waiting for a retry. */
+  nextRetryAt(): string | undefined {
+    const row = this.get(`SELECT min(not_before) AS at FROM outbox WHERE status = 'decided'`);
+    return row?.at === null || row?.at === undefined ? undefined : String(row.at);
+  }
+
+  countMessages(status: OutboxRecord['status']): number {
+    return Number(this.get('SELECT count(*) AS n FROM outbox WHERE status = ?', status)?.n ?? 0);
+  }
+
+  // Acknowledgements and audit
+
+  insertAcknowledgement(ack: { incidentId: string; by: string; via: string; at: string }): void {
+    this.run(
+      'INSERT INTO acknowledgements (incident_id, acknowledged_by, via, at) VALUES (@incidentId, @by, @via, @at)',
+      ack,
+    );
+  }
+
+  appendAudit(entry: AuditEntry): void {
+    this.run(
+      'INSERT INTO audit (incident_id, at, actor, type, data) VALUES (@incidentId, @at, @actor, @type, @data)',
+      { ...entry, data: JSON.stringify(entry.data) },
+    );
+  }
+
+  listAudit(incidentId: string): AuditRecord[] {
+    return this.all('SELECT * FROM audit WHERE incident_id = ? ORDER BY seq', incidentId).map(
+      (row) => ({
+        seq: Number(row.seq),
+        incidentId: row.incident_id === null ? null : String(row.incident_id),
+        at: String(row.at),
+        actor: String(row.actor),
+        type: String(row.type),
+        data: JSON.parse(String(row.data)) as Record<string, unknown>,
+      }),
+    );
+  }
+
+  private migrate(file: string): void {
+    const current = Number(this.db.pragma('user_version', { simple: true }));
+    if (current > MIGRATIONS.length) {
+      throw new StoreError(
+        'E_STORE_MIGRATION',
+        `database "${file}" has schema version ${current}, newer than this Tocsin knows (${MIGRATIONS.length}); upgrade Tocsin`,
+      );
+    }
+    for (let version = current; version < MIGRATIONS.length; version++) {
+      this.transaction(() => {
+        this.db.exec(MIGRATIONS[version] ?? '');
+        this.db.pragma(`user_version = ${version + 1}`);
+      });
+    }
+  }
+
+  private statement(sql: string): Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  private run(sql: string, ...params: unknown[]): void {
+    this.statement(sql).run(...params);
+  }
+
+  private get(sql: string, ...params: unknown[]): Row | undefined {
+    return this.statement(sql).get(...params) as Row | undefined;
+  }
+
+  private all(sql: string, ...params: unknown[]): Row[] {
+    return this.statement(sql).all(...params) as Row[];
+  }
+}
+
+function toIncident(row: Row): IncidentRecord {
+  return {
+    id: String(row.id),
+    playbookVersionId: Number(row.playbook_version_id),
+    status: row.status as IncidentStatus,
+    dedupeKey: row.dedupe_key === null ? null : String(row.dedupe_key),
+    variables: JSON.parse(String(row.variables)) as IncidentRecord['variables'],
+    snapshot: JSON.parse(String(row.snapshot)) as unknown,
+    createdBy: String(row.created_by),
+    startedAt: String(row.started_at),
+    updatedAt: String(row.updated_at),
+    closedAt: row.closed_at === null ? null : String(row.closed_at),
+  };
+}
+
+function toTimer(row: Row): TimerRecord {
+  return {
+    incidentId: String(row.incident_id),
+    timerId: String(row.timer_id),
+    dueAt: String(row.due_at),
+  };
+}
+
+function toMessage(row: Row): OutboxRecord {
+  const text = (value: string | number | null | undefined): string | null =>
+    value === null || value === undefined ? null : String(value);
+  return {
+    id: Number(row.id),
+    incidentId: String(row.incident_id),
+    stageId: String(row.stage_id),
+    occurrence: Number(row.occurrence),
+    audienceId: String(row.audience_id),
+    personId: String(row.person_id),
+    channel: String(row.channel),
+    address: String(row.address),
+    subject: text(row.subject),
+    body: String(row.body),
+    status: row.status as OutboxRecord['status'],
+    attempts: Number(row.attempts),
+    providerId: text(row.provider_id),
+    errorCode: text(row.error_code),
+    errorMessage: text(row.error_message),
+    decidedAt: String(row.decided_at),
+    sendDeadline: text(row.send_deadline),
+    updatedAt: String(row.updated_at),
+  };
+}

@@ -1,0 +1,2 @@
+export { IncidentStore } from './incident-store.js';
+export type * from './types.js';

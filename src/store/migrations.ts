@@ -1,0 +1,88 @@
+/**
+ * The database schema, as an ordered list of migrations. A migration never changes once
+ * released; a new one is appended.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE playbook_versions (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    file TEXT NOT NULL,
+    source TEXT NOT NULL,
+    loaded_at TEXT NOT NULL,
+    UNIQUE (name, digest)
+  );
+
+  CREATE TABLE incidents (
+    id TEXT PRIMARY KEY,
+    playbook_version_id INTEGER NOT NULL REFERENCES playbook_versions (id),
+    status TEXT NOT NULL CHECK (status IN ('open', 'resolved', 'cancelled')),
+    dedupe_key TEXT,
+    variables TEXT NOT NULL,
+    snapshot TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    closed_at TEXT
+  );
+  CREATE UNIQUE INDEX incidents_open_dedupe ON incidents (dedupe_key)
+    WHERE status = 'open' AND dedupe_key IS NOT NULL;
+
+  CREATE TABLE timers (
+    incident_id TEXT NOT NULL REFERENCES incidents (id),
+    timer_id TEXT NOT NULL,
+    due_at TEXT NOT NULL,
+    PRIMARY KEY (incident_id, timer_id)
+  );
+  CREATE INDEX timers_due ON timers (due_at);
+
+  CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    incident_id TEXT NOT NULL REFERENCES incidents (id),
+    stage_id TEXT NOT NULL,
+    occurrence INTEGER NOT NULL DEFAULT 1,
+    audience_id TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    address TEXT NOT NULL,
+    subject TEXT,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL
+      CHECK (status IN ('decided', 'sending', 'accepted', 'delivered', 'failed', 'unknown')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    provider_id TEXT,
+    error_code TEXT,
+    error_message TEXT,
+    decided_at TEXT NOT NULL,
+    send_deadline TEXT,
+    not_before TEXT,
+    updated_at TEXT NOT NULL,
+    UNIQUE (incident_id, stage_id, occurrence, person_id, channel)
+  );
+  CREATE INDEX outbox_pending ON outbox (status, id);
+
+  CREATE TABLE acknowledgements (
+    id INTEGER PRIMARY KEY,
+    incident_id TEXT NOT NULL REFERENCES incidents (id),
+    acknowledged_by TEXT NOT NULL,
+    via TEXT NOT NULL,
+    at TEXT NOT NULL
+  );
+
+  CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id TEXT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL
+  );
+  CREATE INDEX audit_incident ON audit (incident_id, seq);
+  CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE (ABORT, 'the audit log is append-only'); END;
+  CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE (ABORT, 'the audit log is append-only'); END;
+  `,
+];

@@ -1,0 +1,82 @@
+/** The state of an incident as stored. */
+export type IncidentStatus = 'open' | 'resolved' | 'cancelled';
+
+/** Where an outbox message is: decided, handed to a provider, or finished. */
+export type MessageStatus = 'decided' | 'sending' | 'accepted' | 'delivered' | 'failed' | 'unknown';
+
+export interface PlaybookVersionRecord {
+  id: number;
+  name: string;
+  version: number;
+  digest: string;
+  file: string;
+  source: string;
+  loadedAt: string;
+}
+
+export interface IncidentRecord {
+  id: string;
+  playbookVersionId: number;
+  status: IncidentStatus;
+  dedupeKey: string | null;
+  variables: Record<string, string | number | boolean>;
+  snapshot: unknown;
+  createdBy: string;
+  startedAt: string;
+  updatedAt: string;
+  closedAt: string | null;
+}
+
+export interface TimerRecord {
+  incidentId: string;
+  timerId: string;
+  dueAt: string;
+}
+
+/** A message the engine decided to send, before it has an id. */
+export interface NewOutboxMessage {
+  incidentId: string;
+  stageId: string;
+  occurrence: number;
+  audienceId: string;
+  personId: string;
+  channel: string;
+  address: string;
+  subject: string | null;
+  body: string;
+  status: 'decided' | 'failed';
+  errorCode: string | null;
+  errorMessage: string | null;
+  decidedAt: string;
+}
+
+export interface OutboxRecord extends Omit<NewOutboxMessage, 'status'> {
+  id: number;
+  status: MessageStatus;
+  attempts: number;
+  providerId: string | null;
+  sendDeadline: string | null;
+  updatedAt: string;
+}
+
+export interface AuditEntry {
+  incidentId: string | null;
+  at: string;
+  actor: string;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+export interface AuditRecord extends AuditEntry {
+  seq: number;
+}
+
+/** The outcome of one send attempt. */
+export interface SendOutcome {
+  status: 'accepted' | 'failed' | 'decided';
+  providerId?: string;
+  errorCode?: string;
+  errorMessage?: string;
+  /** For a retry (`decided` again): not before this instant. */
+  notBefore?: string;
+}

@@ -1,0 +1,2 @@
+export { TemplateEngine, TEMPLATE_FIELDS, TEMPLATE_ROOTS } from './template-engine.js';
+export type { CompiledTemplate, TemplateScope, TemplateVariable } from './template-engine.js';
