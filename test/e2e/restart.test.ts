@@ -1,0 +1,129 @@
+import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+
+import { afterEach, describe, expect, it } from 'vitest';
+
+import type { SandboxInfo, TocsinProcess } from './processes.js';
+import { ROOT, startSandboxProcess, startServe, waitFor, writeServeConfig } from './processes.js';
+
+interface Received {
+  to: string;
+  subject: string | null;
+  body: string;
+  receivedAt: string;
+}
+
+const TOKEN = 'restart-token-51aa';
+const ENV = { TOCSIN_TOKEN: TOKEN, TWILIO_AUTH_TOKEN: 'sandbox-auth-token' };
+const ESCALATION_MS = 3_000;
+const firing = readFileSync(path.join(ROOT, 'test/fixtures/webhooks/alertmanager-firing.json'), 'utf8');
+
+describe('tocsin serve after SIGKILL', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  async function setUp(): Promise<{ sandbox: SandboxInfo; config: string }> {
+    const sandbox = await startSandboxProcess();
+    cleanups.push(() => sandbox.process.stop());
+    const { dir, config } = writeServeConfig(sandbox.info, 'test/fixtures/playbooks/e2e-escalation.yaml');
+    cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+    return { sandbox: sandbox.info, config };
+  }
+
+  async function serve(config: string): Promise<{ process: TocsinProcess; url: string }> {
+    const started = await startServe(config, ENV);
+    cleanups.push(() => started.process.stop());
+    return started;
+  }
+
+  it('fires the escalation once, on time, after a kill while waiting for it', async () => {
+    const { sandbox, config } = await setUp();
+    const first = await serve(config);
+
+    // Start the incident and wait for the first stage to reach the stand-in.
+    const incidentId = await trigger(first.url);
+    const startedAt = await incidentStart(first.url, incidentId);
+    await waitFor(async () => ((await about(sandbox, incidentId)).length === 2 ? true : undefined), 5_000, 'first stage');
+    await waitFor(async () => ((await accepted(first.url, incidentId)) === 2 ? true : undefined), 5_000, 'outcomes');
+
+    // Kill it without warning while the escalation timer is pending, and start it again.
+    await first.process.stop('SIGKILL');
+    expect(first.process.child.signalCode).toBe('SIGKILL');
+    const second = await serve(config);
+
+    // The escalation comes once per recipient, not before it is due and promptly after.
+    const escalations = await waitFor(
+      async () => {
+        const found = (await about(sandbox, incidentId)).filter((m) => m.subject?.startsWith('Unacknowledged'));
+        return found.length >= 2 ? found : undefined;
+      },
+      ESCALATION_MS + 5_000,
+      'escalation after restart',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const all = await about(sandbox, incidentId);
+    const dueAt = startedAt + ESCALATION_MS;
+    for (const message of escalations) {
+      expect(Date.parse(message.receivedAt)).toBeGreaterThanOrEqual(dueAt);
+      expect(Date.parse(message.receivedAt)).toBeLessThan(dueAt + 1_500);
+    }
+    expect(all.filter((m) => m.subject?.startsWith('Unacknowledged'))).toHaveLength(2);
+    expect(all.filter((m) => m.body.startsWith('[CRITICAL]'))).toHaveLength(2);
+    const view = (await (await api(second.url, `/api/incidents/${incidentId}`)).json()) as {
+      pendingStages: unknown[];
+      messages: { status: string }[];
+    };
+    expect(view.pendingStages).toEqual([]);
+    expect(view.messages.map((m) => m.status)).toEqual(['accepted', 'accepted', 'accepted', 'accepted']);
+  });
+
+  it('fires an overdue escalation once at start when the process was down past its deadline', async () => {
+    const { sandbox, config } = await setUp();
+    const first = await serve(config);
+    const incidentId = await trigger(first.url);
+    await waitFor(async () => ((await about(sandbox, incidentId)).length === 2 ? true : undefined), 5_000, 'first stage');
+
+    await first.process.stop('SIGKILL');
+    await new Promise((resolve) => setTimeout(resolve, ESCALATION_MS + 200));
+    await serve(config);
+
+    await waitFor(async () => ((await about(sandbox, incidentId)).length === 4 ? true : undefined), 5_000, 'overdue escalation');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const all = await about(sandbox, incidentId);
+    expect(all.filter((m) => m.subject?.startsWith('Unacknowledged'))).toHaveLength(2);
+    expect(all).toHaveLength(4);
+  });
+});
+
+async function trigger(url: string): Promise<string> {
+  const response = await fetch(`${url}/hooks/alertmanager`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: firing,
+  });
+  const body = (await response.json()) as { incidents: { incidentId: string }[] };
+  return body.incidents[0]?.incidentId ?? '';
+}
+
+async function incidentStart(url: string, id: string): Promise<number> {
+  const view = (await (await api(url, `/api/incidents/${id}`)).json()) as { startedAt: string };
+  return Date.parse(view.startedAt);
+}
+
+async function accepted(url: string, id: string): Promise<number> {
+  const view = (await (await api(url, `/api/incidents/${id}`)).json()) as { messageCounts: Record<string, number> };
+  return view.messageCounts.accepted ?? 0;
+}
+
+function api(url: string, route: string): Promise<Response> {
+  return fetch(`${url}${route}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+}
+
+async function about(sandbox: SandboxInfo, incidentId: string): Promise<Received[]> {
+  const response = await fetch(`${sandbox.http}/sandbox/messages`);
+  const { messages } = (await response.json()) as { messages: Received[] };
+  return messages.filter((message) => message.body.includes(incidentId));
+}
