@@ -1,0 +1,126 @@
+import { DateTime } from 'luxon';
+import { beforeEach, describe, expect, it } from 'vitest';
+
+import { ChannelError, createDispatcher, IncidentStore, ManualClock } from '../../src/index.js';
+import type { ChannelAdapter, OutgoingMessage } from '../../src/index.js';
+
+const START = DateTime.fromISO('2026-12-03T09:00:00Z');
+
+/** A channel that keeps what it was asked to send and answers from a script. */
+function recordingChannel(answers: ('ok' | 'retry' | 'reject')[] = []): ChannelAdapter & { sent: OutgoingMessage[] } {
+  const sent: OutgoingMessage[] = [];
+  return {
+    kind: 'sms',
+    provider: 'recording',
+    sent,
+    send: (message) => {
+      sent.push(message);
+      const answer = answers.shift() ?? 'ok';
+      if (answer === 'retry') {
+        return Promise.reject(new ChannelError('E_CHANNEL_UNAVAILABLE', 'busy', { retryable: true, providerCode: '20429', status: 429 }));
+      }
+      if (answer === 'reject') {
+        return Promise.reject(new ChannelError('E_CHANNEL_REJECTED', 'bad number', { retryable: false, providerCode: '21211', status: 400 }));
+      }
+      return Promise.resolve({ providerId: `SM${sent.length}` });
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+describe('dispatcher', () => {
+  let store: IncidentStore;
+  let clock: ManualClock;
+
+  beforeEach(() => {
+    store = new IncidentStore(':memory:');
+    clock = new ManualClock(START);
+    const versionId = store.savePlaybookVersion({ name: 'p', version: 1, digest: 'd', file: 'p.yaml', source: '', loadedAt: START.toISO() ?? '' });
+    store.insertIncident({
+      id: 'inc_1',
+      playbookVersionId: versionId,
+      status: 'open',
+      dedupeKey: null,
+      variables: {},
+      snapshot: {},
+      createdBy: 'test',
+      startedAt: START.toISO() ?? '',
+      updatedAt: START.toISO() ?? '',
+      closedAt: null,
+    });
+    store.insertMessages(
+      ['a', 'b', 'c'].map((personId) => ({
+        incidentId: 'inc_1',
+        stageId: 's',
+        occurrence: 1,
+        audienceId: 'x',
+        personId,
+        channel: 'sms',
+        address: '+12025550101',
+        subject: null,
+        body: `hello ${personId}`,
+        status: 'decided' as const,
+        errorCode: null,
+        errorMessage: null,
+        decidedAt: START.toISO() ?? '',
+      })),
+    );
+  });
+
+  it('sends every decided message once and records the provider id', async () => {
+    const channel = recordingChannel();
+    const dispatcher = createDispatcher({ store, clock, channels: new Map([['sms', channel]]) });
+
+    dispatcher.wake();
+    await dispatcher.idle();
+
+    expect(channel.sent.map((m) => m.body)).toEqual(['hello a', 'hello b', 'hello c']);
+    expect(store.listMessages('inc_1').map((m) => [m.status, m.providerId])).toEqual([
+      ['accepted', 'SM1'],
+      ['accepted', 'SM2'],
+      ['accepted', 'SM3'],
+    ]);
+  });
+
+  it('retries a retryable failure after a backoff and records a permanent one with its code', async () => {
+    const channel = recordingChannel(['retry', 'reject', 'ok', 'ok']);
+    const dispatcher = createDispatcher({ store, clock, channels: new Map([['sms', channel]]), concurrency: 1 });
+
+    dispatcher.wake();
+    await dispatcher.idle();
+    const afterFirstPass = store.listMessages('inc_1').map((m) => m.status);
+    clock.advanceBy(2_000);
+    await dispatcher.idle();
+
+    expect(afterFirstPass).toEqual(['decided', 'failed', 'accepted']);
+    const messages = store.listMessages('inc_1');
+    expect(messages.map((m) => [m.status, m.attempts, m.errorCode])).toEqual([
+      ['accepted', 2, null],
+      ['failed', 1, '21211'],
+      ['accepted', 1, null],
+    ]);
+  });
+
+  it('marks messages left in flight by a killed process unknown and never sends them again', async () => {
+    store.claimMessages(2, START.toISO() ?? '', START.plus({ minutes: 1 }).toISO() ?? '');
+    const channel = recordingChannel();
+    const dispatcher = createDispatcher({ store, clock, channels: new Map([['sms', channel]]) });
+
+    const unknown = dispatcher.recoverInFlight();
+    dispatcher.wake();
+    await dispatcher.idle();
+
+    expect(unknown).toBe(2);
+    expect(channel.sent.map((m) => m.body)).toEqual(['hello c']);
+    expect(store.listMessages('inc_1').map((m) => m.status)).toEqual(['unknown', 'unknown', 'accepted']);
+  });
+
+  it('fails messages for a channel that is not configured', async () => {
+    const dispatcher = createDispatcher({ store, clock, channels: new Map() });
+
+    dispatcher.wake();
+    await dispatcher.idle();
+
+    expect(store.listMessages('inc_1').map((m) => m.errorCode)).toEqual(Array(3).fill('E_CHANNEL_NOT_CONFIGURED'));
+  });
+});
