@@ -3,10 +3,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SANDBOX_CREDENTIALS } from '../../runner/config.js';
 import { startSandbox } from '../../runner/sandbox/start-sandbox.js';
 import type { Sandbox } from '../../runner/sandbox/start-sandbox.js';
-import { countSmsSegments, createSmtpEmailChannel, createTwilioSmsChannel } from '../../src/index.js';
+import {
+  countSmsSegments,
+  createSmtpEmailChannel,
+  createTwilioSmsChannel,
+} from '../../src/index.js';
 
 const signal = new AbortController().signal;
-const message = { id: 7, incidentId: 'inc_1', address: '+12025550101', subject: null, body: 'Grüße – disk full' };
+const message = {
+  id: 7,
+  incidentId: 'inc_1',
+  address: '+12025550101',
+  subject: null,
+  body: 'Grüße – disk full',
+};
 
 describe('channels against the sandbox stand-ins', () => {
   let sandbox: Sandbox;
@@ -20,7 +30,10 @@ describe('channels against the sandbox stand-ins', () => {
   });
 
   it('sends an SMS as a Twilio form POST with basic auth and gets the message sid', async () => {
-    const channel = createTwilioSmsChannel({ baseUrl: sandbox.httpUrl, ...pick(SANDBOX_CREDENTIALS) });
+    const channel = createTwilioSmsChannel({
+      baseUrl: sandbox.httpUrl,
+      ...pick(SANDBOX_CREDENTIALS),
+    });
 
     const receipt = await channel.send(message, signal);
     await channel.close();
@@ -36,24 +49,47 @@ describe('channels against the sandbox stand-ins', () => {
   });
 
   it('answers with Twilio-shaped resources: string counts, RFC 2822 dates', async () => {
-    const form = new URLSearchParams({ To: '+12025550101', From: SANDBOX_CREDENTIALS.from, Body: 'a'.repeat(161) });
-    const auth = Buffer.from(`${SANDBOX_CREDENTIALS.accountSid}:${SANDBOX_CREDENTIALS.authToken}`).toString('base64');
-
-    const response = await fetch(`${sandbox.httpUrl}/2010-04-01/Accounts/${SANDBOX_CREDENTIALS.accountSid}/Messages.json`, {
-      method: 'POST',
-      headers: { authorization: `Basic ${auth}`, 'content-type': 'application/x-www-form-urlencoded' },
-      body: form,
+    const form = new URLSearchParams({
+      To: '+12025550101',
+      From: SANDBOX_CREDENTIALS.from,
+      Body: 'a'.repeat(161),
     });
+    const auth = Buffer.from(
+      `${SANDBOX_CREDENTIALS.accountSid}:${SANDBOX_CREDENTIALS.authToken}`,
+    ).toString('base64');
+
+    const response = await fetch(
+      `${sandbox.httpUrl}/2010-04-01/Accounts/${SANDBOX_CREDENTIALS.accountSid}/Messages.json`,
+      {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${auth}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: form,
+      },
+    );
     const body = (await response.json()) as Record<string, unknown>;
 
     expect(response.status).toBe(201);
-    expect(body).toMatchObject({ num_segments: '2', num_media: '0', status: 'queued', direction: 'outbound-api' });
-    expect(String(body.date_created)).toMatch(/^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000$/);
+    expect(body).toMatchObject({
+      num_segments: '2',
+      num_media: '0',
+      status: 'queued',
+      direction: 'outbound-api',
+    });
+    expect(String(body.date_created)).toMatch(
+      /^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000$/,
+    );
   });
 
   it('classifies an invalid number as permanent and bad credentials as permanent for the channel', async () => {
     const good = createTwilioSmsChannel({ baseUrl: sandbox.httpUrl, ...pick(SANDBOX_CREDENTIALS) });
-    const bad = createTwilioSmsChannel({ baseUrl: sandbox.httpUrl, ...pick(SANDBOX_CREDENTIALS), authToken: 'wrong' });
+    const bad = createTwilioSmsChannel({
+      baseUrl: sandbox.httpUrl,
+      ...pick(SANDBOX_CREDENTIALS),
+      authToken: 'wrong',
+    });
 
     await expect(good.send({ ...message, address: '+15005550001' }, signal)).rejects.toMatchObject({
       code: 'E_CHANNEL_REJECTED',
@@ -61,25 +97,48 @@ describe('channels against the sandbox stand-ins', () => {
       providerCode: '21211',
       status: 400,
     });
-    await expect(bad.send(message, signal)).rejects.toMatchObject({ retryable: false, providerCode: '20003', status: 401 });
+    await expect(bad.send(message, signal)).rejects.toMatchObject({
+      retryable: false,
+      providerCode: '20003',
+      status: 401,
+    });
     await Promise.all([good.close(), bad.close()]);
   });
 
   it('reports an unreachable provider as retryable', async () => {
-    const channel = createTwilioSmsChannel({ baseUrl: 'http://127.0.0.1:9', ...pick(SANDBOX_CREDENTIALS) });
+    const channel = createTwilioSmsChannel({
+      baseUrl: 'http://127.0.0.1:9',
+      ...pick(SANDBOX_CREDENTIALS),
+    });
 
-    await expect(channel.send(message, signal)).rejects.toMatchObject({ code: 'E_CHANNEL_UNAVAILABLE', retryable: true });
+    await expect(channel.send(message, signal)).rejects.toMatchObject({
+      code: 'E_CHANNEL_UNAVAILABLE',
+      retryable: true,
+    });
     await channel.close();
   });
 
   it('sends an email over SMTP with subject and text', async () => {
-    const channel = createSmtpEmailChannel({ host: sandbox.smtp.host, port: sandbox.smtp.port, secure: false, from: 'Tocsin <t@example.com>' });
+    const channel = createSmtpEmailChannel({
+      host: sandbox.smtp.host,
+      port: sandbox.smtp.port,
+      secure: false,
+      from: 'Tocsin <t@example.com>',
+    });
 
-    const receipt = await channel.send({ ...message, address: 'ada@example.com', subject: 'Disk full', body: 'Grüße\nline two' }, signal);
+    const receipt = await channel.send(
+      { ...message, address: 'ada@example.com', subject: 'Disk full', body: 'Grüße\nline two' },
+      signal,
+    );
     await channel.close();
 
     expect(receipt.providerId).toMatch(/^<.+>$/);
-    expect(sandbox.recorder.list().at(-1)).toMatchObject({ channel: 'email', to: 'ada@example.com', subject: 'Disk full', body: 'Grüße\nline two\n' });
+    expect(sandbox.recorder.list().at(-1)).toMatchObject({
+      channel: 'email',
+      to: 'ada@example.com',
+      subject: 'Disk full',
+      body: 'Grüße\nline two\n',
+    });
   });
 });
 
@@ -99,6 +158,14 @@ describe('countSmsSegments', () => {
   });
 });
 
-function pick(credentials: typeof SANDBOX_CREDENTIALS): { accountSid: string; authToken: string; from: string } {
-  return { accountSid: credentials.accountSid, authToken: credentials.authToken, from: credentials.from };
+function pick(credentials: typeof SANDBOX_CREDENTIALS): {
+  accountSid: string;
+  authToken: string;
+  from: string;
+} {
+  return {
+    accountSid: credentials.accountSid,
+    authToken: credentials.authToken,
+    from: credentials.from,
+  };
 }

@@ -35,7 +35,10 @@ export async function startTocsin(
   };
 
   const match = await new Promise<RegExpExecArray>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tocsin ${args[0]} did not start:\n${lines.join('\n')}`)), 15_000);
+    const timer = setTimeout(
+      () => reject(new Error(`tocsin ${args[0]} did not start:\n${lines.join('\n')}`)),
+      15_000,
+    );
     createInterface({ input: child.stdout }).on('line', (line) => {
       lines.push(line);
       const found = ready.exec(line);
@@ -60,13 +63,22 @@ export interface SandboxInfo {
 }
 
 /** Starts the stand-ins as their own process. */
-export async function startSandboxProcess(): Promise<{ process: TocsinProcess; info: SandboxInfo }> {
-  const { process: child, match } = await startTocsin(['sandbox', '--port', '0'], /^(\{.*"http".*\})$/);
+export async function startSandboxProcess(): Promise<{
+  process: TocsinProcess;
+  info: SandboxInfo;
+}> {
+  const { process: child, match } = await startTocsin(
+    ['sandbox', '--port', '0'],
+    /^(\{.*"http".*\})$/,
+  );
   return { process: child, info: JSON.parse(match[1] ?? '{}') as SandboxInfo };
 }
 
 /** Writes a service config that sends to the stand-ins, in a fresh temporary folder. */
-export function writeServeConfig(sandbox: SandboxInfo, playbook: string): { dir: string; config: string } {
+export function writeServeConfig(
+  sandbox: SandboxInfo,
+  playbook: string,
+): { dir: string; config: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'tocsin-e2e-'));
   const config = path.join(dir, 'tocsin.yaml');
   writeFileSync(

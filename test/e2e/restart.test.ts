@@ -16,7 +16,10 @@ interface Received {
 const TOKEN = 'restart-token-51aa';
 const ENV = { TOCSIN_TOKEN: TOKEN, TWILIO_AUTH_TOKEN: 'sandbox-auth-token' };
 const ESCALATION_MS = 3_000;
-const firing = readFileSync(path.join(ROOT, 'test/fixtures/webhooks/alertmanager-firing.json'), 'utf8');
+const firing = readFileSync(
+  path.join(ROOT, 'test/fixtures/webhooks/alertmanager-firing.json'),
+  'utf8',
+);
 
 describe('tocsin serve after SIGKILL', () => {
   const cleanups: (() => Promise<void>)[] = [];
@@ -28,7 +31,10 @@ describe('tocsin serve after SIGKILL', () => {
   async function setUp(): Promise<{ sandbox: SandboxInfo; config: string }> {
     const sandbox = await startSandboxProcess();
     cleanups.push(() => sandbox.process.stop());
-    const { dir, config } = writeServeConfig(sandbox.info, 'test/fixtures/playbooks/e2e-escalation.yaml');
+    const { dir, config } = writeServeConfig(
+      sandbox.info,
+      'test/fixtures/playbooks/e2e-escalation.yaml',
+    );
     cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
     return { sandbox: sandbox.info, config };
   }
@@ -46,8 +52,16 @@ describe('tocsin serve after SIGKILL', () => {
     // Start the incident and wait for the first stage to reach the stand-in.
     const incidentId = await trigger(first.url);
     const startedAt = await incidentStart(first.url, incidentId);
-    await waitFor(async () => ((await about(sandbox, incidentId)).length === 2 ? true : undefined), 5_000, 'first stage');
-    await waitFor(async () => ((await accepted(first.url, incidentId)) === 2 ? true : undefined), 5_000, 'outcomes');
+    await waitFor(
+      async () => ((await about(sandbox, incidentId)).length === 2 ? true : undefined),
+      5_000,
+      'first stage',
+    );
+    await waitFor(
+      async () => ((await accepted(first.url, incidentId)) === 2 ? true : undefined),
+      5_000,
+      'outcomes',
+    );
 
     // Kill it without warning while the escalation timer is pending, and start it again.
     await first.process.stop('SIGKILL');
@@ -57,7 +71,9 @@ describe('tocsin serve after SIGKILL', () => {
     // The escalation comes once per recipient, not before it is due and promptly after.
     const escalations = await waitFor(
       async () => {
-        const found = (await about(sandbox, incidentId)).filter((m) => m.subject?.startsWith('Unacknowledged'));
+        const found = (await about(sandbox, incidentId)).filter((m) =>
+          m.subject?.startsWith('Unacknowledged'),
+        );
         return found.length >= 2 ? found : undefined;
       },
       ESCALATION_MS + 5_000,
@@ -77,20 +93,33 @@ describe('tocsin serve after SIGKILL', () => {
       messages: { status: string }[];
     };
     expect(view.pendingStages).toEqual([]);
-    expect(view.messages.map((m) => m.status)).toEqual(['accepted', 'accepted', 'accepted', 'accepted']);
+    expect(view.messages.map((m) => m.status)).toEqual([
+      'accepted',
+      'accepted',
+      'accepted',
+      'accepted',
+    ]);
   });
 
   it('fires an overdue escalation once at start when the process was down past its deadline', async () => {
     const { sandbox, config } = await setUp();
     const first = await serve(config);
     const incidentId = await trigger(first.url);
-    await waitFor(async () => ((await about(sandbox, incidentId)).length === 2 ? true : undefined), 5_000, 'first stage');
+    await waitFor(
+      async () => ((await about(sandbox, incidentId)).length === 2 ? true : undefined),
+      5_000,
+      'first stage',
+    );
 
     await first.process.stop('SIGKILL');
     await new Promise((resolve) => setTimeout(resolve, ESCALATION_MS + 200));
     await serve(config);
 
-    await waitFor(async () => ((await about(sandbox, incidentId)).length === 4 ? true : undefined), 5_000, 'overdue escalation');
+    await waitFor(
+      async () => ((await about(sandbox, incidentId)).length === 4 ? true : undefined),
+      5_000,
+      'overdue escalation',
+    );
     await new Promise((resolve) => setTimeout(resolve, 500));
     const all = await about(sandbox, incidentId);
     expect(all.filter((m) => m.subject?.startsWith('Unacknowledged'))).toHaveLength(2);
@@ -114,7 +143,9 @@ async function incidentStart(url: string, id: string): Promise<number> {
 }
 
 async function accepted(url: string, id: string): Promise<number> {
-  const view = (await (await api(url, `/api/incidents/${id}`)).json()) as { messageCounts: Record<string, number> };
+  const view = (await (await api(url, `/api/incidents/${id}`)).json()) as {
+    messageCounts: Record<string, number>;
+  };
   return view.messageCounts.accepted ?? 0;
 }
 

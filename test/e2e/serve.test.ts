@@ -19,8 +19,14 @@ const ENV = { TOCSIN_TOKEN: TOKEN, TWILIO_AUTH_TOKEN: 'sandbox-auth-token' };
 const PLAYBOOK = 'test/fixtures/playbooks/e2e-escalation.yaml';
 const ESCALATION_MS = 3_000;
 
-const firing = readFileSync(path.join(ROOT, 'test/fixtures/webhooks/alertmanager-firing.json'), 'utf8');
-const resolved = readFileSync(path.join(ROOT, 'test/fixtures/webhooks/alertmanager-resolved.json'), 'utf8');
+const firing = readFileSync(
+  path.join(ROOT, 'test/fixtures/webhooks/alertmanager-firing.json'),
+  'utf8',
+);
+const resolved = readFileSync(
+  path.join(ROOT, 'test/fixtures/webhooks/alertmanager-resolved.json'),
+  'utf8',
+);
 
 describe('tocsin serve, end to end', () => {
   let sandbox: { process: TocsinProcess; info: SandboxInfo };
@@ -45,8 +51,9 @@ describe('tocsin serve, end to end', () => {
     const started = Date.now();
     const first = await post(serve.url, '/hooks/alertmanager', firing);
     expect(first.status).toBe(200);
-    const firstId = ((await first.json()) as { incidents: { incidentId: string; action: string }[] })
-      .incidents[0];
+    const firstId = (
+      (await first.json()) as { incidents: { incidentId: string; action: string }[] }
+    ).incidents[0];
     expect(firstId?.action).toBe('started');
     const incidentA = firstId?.incidentId ?? '';
 
@@ -56,16 +63,21 @@ describe('tocsin serve, end to end', () => {
       .replace(/localhost:8081/g, 'db-7:9100');
     const second = await post(serve.url, '/hooks/alertmanager', otherGroup);
     const incidentB =
-      ((await second.json()) as { incidents: { incidentId: string }[] }).incidents[0]?.incidentId ?? '';
+      ((await second.json()) as { incidents: { incidentId: string }[] }).incidents[0]?.incidentId ??
+      '';
     expect(incidentB).not.toBe(incidentA);
-    const ack = await post(serve.url, `/api/incidents/${incidentB}/ack`, JSON.stringify({ by: 'ada' }));
+    const ack = await post(
+      serve.url,
+      `/api/incidents/${incidentB}/ack`,
+      JSON.stringify({ by: 'ada' }),
+    );
     expect(ack.status).toBe(200);
 
     // A repeated notification for the first group starts nothing new.
     const repeat = await post(serve.url, '/hooks/alertmanager', firing);
-    expect(((await repeat.json()) as { incidents: { action: string }[] }).incidents[0]?.action).toBe(
-      'deduplicated',
-    );
+    expect(
+      ((await repeat.json()) as { incidents: { action: string }[] }).incidents[0]?.action,
+    ).toBe('deduplicated');
 
     // The first stage reaches on-call by SMS, rendered from the payload.
     const alerts = await waitFor(
@@ -94,7 +106,9 @@ describe('tocsin serve, end to end', () => {
       'chioma.obi@example.com',
       'dieter.falk@example.com',
     ]);
-    expect(Date.parse(escalations[0]?.receivedAt ?? '')).toBeGreaterThanOrEqual(started + ESCALATION_MS - 50);
+    expect(Date.parse(escalations[0]?.receivedAt ?? '')).toBeGreaterThanOrEqual(
+      started + ESCALATION_MS - 50,
+    );
 
     // B was acknowledged: its escalation time has passed with nothing sent.
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -104,9 +118,9 @@ describe('tocsin serve, end to end', () => {
 
     // Resolution: everyone in both audiences hears the all-clear for A.
     const resolution = await post(serve.url, '/hooks/alertmanager', resolved);
-    expect(((await resolution.json()) as { incidents: { action: string }[] }).incidents[0]?.action).toBe(
-      'resolved',
-    );
+    expect(
+      ((await resolution.json()) as { incidents: { action: string }[] }).incidents[0]?.action,
+    ).toBe('resolved');
     const allClear = await waitFor(
       async () => {
         const found = (await received(sandbox.info)).filter(

@@ -7,7 +7,9 @@ import type { ChannelAdapter, OutgoingMessage } from '../../src/index.js';
 const START = DateTime.fromISO('2026-12-03T09:00:00Z');
 
 /** A channel that keeps what it was asked to send and answers from a script. */
-function recordingChannel(answers: ('ok' | 'retry' | 'reject')[] = []): ChannelAdapter & { sent: OutgoingMessage[] } {
+function recordingChannel(
+  answers: ('ok' | 'retry' | 'reject')[] = [],
+): ChannelAdapter & { sent: OutgoingMessage[] } {
   const sent: OutgoingMessage[] = [];
   return {
     kind: 'sms',
@@ -17,10 +19,22 @@ function recordingChannel(answers: ('ok' | 'retry' | 'reject')[] = []): ChannelA
       sent.push(message);
       const answer = answers.shift() ?? 'ok';
       if (answer === 'retry') {
-        return Promise.reject(new ChannelError('E_CHANNEL_UNAVAILABLE', 'busy', { retryable: true, providerCode: '20429', status: 429 }));
+        return Promise.reject(
+          new ChannelError('E_CHANNEL_UNAVAILABLE', 'busy', {
+            retryable: true,
+            providerCode: '20429',
+            status: 429,
+          }),
+        );
       }
       if (answer === 'reject') {
-        return Promise.reject(new ChannelError('E_CHANNEL_REJECTED', 'bad number', { retryable: false, providerCode: '21211', status: 400 }));
+        return Promise.reject(
+          new ChannelError('E_CHANNEL_REJECTED', 'bad number', {
+            retryable: false,
+            providerCode: '21211',
+            status: 400,
+          }),
+        );
       }
       return Promise.resolve({ providerId: `SM${sent.length}` });
     },
@@ -35,7 +49,14 @@ describe('dispatcher', () => {
   beforeEach(() => {
     store = new IncidentStore(':memory:');
     clock = new ManualClock(START);
-    const versionId = store.savePlaybookVersion({ name: 'p', version: 1, digest: 'd', file: 'p.yaml', source: '', loadedAt: START.toISO() ?? '' });
+    const versionId = store.savePlaybookVersion({
+      name: 'p',
+      version: 1,
+      digest: 'd',
+      file: 'p.yaml',
+      source: '',
+      loadedAt: START.toISO() ?? '',
+    });
     store.insertIncident({
       id: 'inc_1',
       playbookVersionId: versionId,
@@ -84,7 +105,12 @@ describe('dispatcher', () => {
 
   it('retries a retryable failure after a backoff and records a permanent one with its code', async () => {
     const channel = recordingChannel(['retry', 'reject', 'ok', 'ok']);
-    const dispatcher = createDispatcher({ store, clock, channels: new Map([['sms', channel]]), concurrency: 1 });
+    const dispatcher = createDispatcher({
+      store,
+      clock,
+      channels: new Map([['sms', channel]]),
+      concurrency: 1,
+    });
 
     dispatcher.wake();
     await dispatcher.idle();
@@ -112,7 +138,11 @@ describe('dispatcher', () => {
 
     expect(unknown).toBe(2);
     expect(channel.sent.map((m) => m.body)).toEqual(['hello c']);
-    expect(store.listMessages('inc_1').map((m) => m.status)).toEqual(['unknown', 'unknown', 'accepted']);
+    expect(store.listMessages('inc_1').map((m) => m.status)).toEqual([
+      'unknown',
+      'unknown',
+      'accepted',
+    ]);
   });
 
   it('fails messages for a channel that is not configured', async () => {
@@ -121,6 +151,8 @@ describe('dispatcher', () => {
     dispatcher.wake();
     await dispatcher.idle();
 
-    expect(store.listMessages('inc_1').map((m) => m.errorCode)).toEqual(Array(3).fill('E_CHANNEL_NOT_CONFIGURED'));
+    expect(store.listMessages('inc_1').map((m) => m.errorCode)).toEqual(
+      Array(3).fill('E_CHANNEL_NOT_CONFIGURED'),
+    );
   });
 });

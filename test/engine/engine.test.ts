@@ -19,7 +19,9 @@ const START = DateTime.fromISO('2026-03-29T00:30:00Z');
 const PLAYBOOK_FILE = path.join(ROOT, 'playbooks/instance-down.yaml');
 const playbookText = readFileSync(PLAYBOOK_FILE, 'utf8');
 const firing = parseAlertmanagerPayload(
-  JSON.parse(readFileSync(path.join(ROOT, 'test/fixtures/webhooks/alertmanager-firing.json'), 'utf8')),
+  JSON.parse(
+    readFileSync(path.join(ROOT, 'test/fixtures/webhooks/alertmanager-firing.json'), 'utf8'),
+  ),
 );
 
 // Ada and Dora are on call and in IT management too: both audiences of the all-clear pick them.
@@ -69,14 +71,22 @@ describe('engine', () => {
 
   it('sends the first stage at once and the escalation exactly when it is due', () => {
     const id = trigger();
-    expect(stagesSent(id)).toEqual(['alert-oncall:ada:sms', 'alert-oncall:bert:sms', 'alert-oncall:dora:sms']);
+    expect(stagesSent(id)).toEqual([
+      'alert-oncall:ada:sms',
+      'alert-oncall:bert:sms',
+      'alert-oncall:dora:sms',
+    ]);
 
     clock.advanceTo(START.plus({ minutes: 15, milliseconds: -1 }));
     expect(stagesSent(id)).toHaveLength(3);
 
     clock.advanceTo(START.plus({ minutes: 15 }));
     const escalation = store.listMessages(id).filter((m) => m.stageId === 'escalate-management');
-    expect(escalation.map((m) => `${m.personId}:${m.channel}`)).toEqual(['ada:email', 'chioma:email', 'dora:sms']);
+    expect(escalation.map((m) => `${m.personId}:${m.channel}`)).toEqual([
+      'ada:email',
+      'chioma:email',
+      'dora:sms',
+    ]);
     expect(escalation[0]?.decidedAt).toBe('2026-03-29T00:45:00.000Z');
   });
 
@@ -150,7 +160,14 @@ describe('engine', () => {
     const id = trigger();
     clock.advanceTo(START.plus({ minutes: 5 }));
 
-    engine.handleAlertmanager({ ...firing, status: 'resolved', alerts: firing.alerts.map((a) => ({ ...a, status: 'resolved' })) }, 'test');
+    engine.handleAlertmanager(
+      {
+        ...firing,
+        status: 'resolved',
+        alerts: firing.alerts.map((a) => ({ ...a, status: 'resolved' })),
+      },
+      'test',
+    );
     clock.advanceTo(START.plus({ hours: 1 }));
 
     expect(store.listTimers(id)).toEqual([]);
@@ -168,7 +185,11 @@ describe('engine', () => {
     const first = trigger();
     const [repeat] = engine.handleAlertmanager(firing, 'test');
 
-    expect(repeat).toEqual({ playbook: 'instance-down', action: 'deduplicated', incidentId: first });
+    expect(repeat).toEqual({
+      playbook: 'instance-down',
+      action: 'deduplicated',
+      incidentId: first,
+    });
     expect(store.listIncidents()).toHaveLength(1);
   });
 
@@ -191,7 +212,8 @@ describe('engine', () => {
     engine.loadPlaybooks([changed]);
 
     clock.advanceTo(START.plus({ minutes: 15 }));
-    const second = engine.handleAlertmanager({ ...firing, groupKey: 'other' }, 'test')[0]?.incidentId ?? '';
+    const second =
+      engine.handleAlertmanager({ ...firing, groupKey: 'other' }, 'test')[0]?.incidentId ?? '';
     clock.advanceTo(START.plus({ minutes: 31 }));
 
     const subjects = (incident: string): (string | null)[] =>
@@ -207,14 +229,23 @@ describe('engine', () => {
     const id = trigger();
     engine.resolve(id, 'test');
 
-    expect(() => engine.acknowledge(id, 'ada', 'test')).toThrow(expect.objectContaining({ code: 'E_ENGINE_INCIDENT_CLOSED' }));
-    expect(() => engine.acknowledge('inc_missing', 'ada', 'test')).toThrow(expect.objectContaining({ code: 'E_ENGINE_UNKNOWN_INCIDENT' }));
+    expect(() => engine.acknowledge(id, 'ada', 'test')).toThrow(
+      expect.objectContaining({ code: 'E_ENGINE_INCIDENT_CLOSED' }),
+    );
+    expect(() => engine.acknowledge('inc_missing', 'ada', 'test')).toThrow(
+      expect.objectContaining({ code: 'E_ENGINE_UNKNOWN_INCIDENT' }),
+    );
   });
 
   it('writes nothing when a payload lacks a variable without default', () => {
-    const broken = { ...firing, alerts: firing.alerts.map((alert) => ({ ...alert, annotations: {} })) };
+    const broken = {
+      ...firing,
+      alerts: firing.alerts.map((alert) => ({ ...alert, annotations: {} })),
+    };
 
-    expect(() => engine.handleAlertmanager(broken, 'test')).toThrow(expect.objectContaining({ code: 'E_ENGINE_VARIABLE' }));
+    expect(() => engine.handleAlertmanager(broken, 'test')).toThrow(
+      expect.objectContaining({ code: 'E_ENGINE_VARIABLE' }),
+    );
     expect(store.listIncidents()).toEqual([]);
   });
 });

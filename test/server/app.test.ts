@@ -19,7 +19,10 @@ import type { Engine } from '../../src/index.js';
 
 const TOKEN = 'app-test-token';
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
-const firing = readFileSync(path.join(ROOT, 'test/fixtures/webhooks/alertmanager-firing.json'), 'utf8');
+const firing = readFileSync(
+  path.join(ROOT, 'test/fixtures/webhooks/alertmanager-firing.json'),
+  'utf8',
+);
 
 describe('HTTP app', () => {
   let dir: string;
@@ -34,7 +37,12 @@ describe('HTTP app', () => {
     const clock = new ManualClock(DateTime.fromISO('2026-12-03T09:00:00Z'));
     logLines = [];
     const log = createLogger({ destination: memoryStream(logLines), level: 'debug' });
-    engine = createEngine({ store, clock, directory: await loadDirectory(path.join(ROOT, 'examples/directory.yaml')), log });
+    engine = createEngine({
+      store,
+      clock,
+      directory: await loadDirectory(path.join(ROOT, 'examples/directory.yaml')),
+      log,
+    });
     engine.loadPlaybooks([await loadPlaybook(path.join(ROOT, 'playbooks/instance-down.yaml'))]);
     app = createApp({ engine, store, log, token: TOKEN, maxBodyBytes: 4096 });
   });
@@ -49,7 +57,9 @@ describe('HTTP app', () => {
 
     expect(response.status).toBe(200);
     const body = (await response.json()) as { incidents: { action: string }[] };
-    expect(body.incidents).toEqual([expect.objectContaining({ action: 'started', playbook: 'instance-down' })]);
+    expect(body.incidents).toEqual([
+      expect.objectContaining({ action: 'started', playbook: 'instance-down' }),
+    ]);
     expect(store.listIncidents()).toHaveLength(1);
   });
 
@@ -57,24 +67,54 @@ describe('HTTP app', () => {
     ['invalid JSON', { body: '{"version": "4",', type: 'application/json' }, 400],
     ['a wrong content type', { body: firing, type: 'text/plain' }, 415],
     ['no content type', { body: new Blob([firing]), type: null }, 415],
-    ['an oversized body', { body: JSON.stringify({ pad: 'x'.repeat(5000) }), type: 'application/json' }, 413],
+    [
+      'an oversized body',
+      { body: JSON.stringify({ pad: 'x'.repeat(5000) }), type: 'application/json' },
+      413,
+    ],
     ['a missing token', { body: firing, type: 'application/json', token: null }, 401],
     ['a wrong token', { body: firing, type: 'application/json', token: 'not-the-token' }, 401],
-    ['a body without groupKey', { body: JSON.stringify({ ...JSON.parse(firing), groupKey: undefined }), type: 'application/json' }, 422],
-    ['a wrong version', { body: firing.replace('"version": "4"', '"version": "3"'), type: 'application/json' }, 422],
-    ['alerts that are not a list', { body: JSON.stringify({ ...JSON.parse(firing), alerts: {} }), type: 'application/json' }, 422],
+    [
+      'a body without groupKey',
+      {
+        body: JSON.stringify({ ...JSON.parse(firing), groupKey: undefined }),
+        type: 'application/json',
+      },
+      422,
+    ],
+    [
+      'a wrong version',
+      { body: firing.replace('"version": "4"', '"version": "3"'), type: 'application/json' },
+      422,
+    ],
+    [
+      'alerts that are not a list',
+      { body: JSON.stringify({ ...JSON.parse(firing), alerts: {} }), type: 'application/json' },
+      422,
+    ],
     ['a JSON array', { body: '[1,2]', type: 'application/json' }, 422],
-    ['a payload without the title a variable needs', { body: firing.replace(/"title": "[^"]*",/g, ''), type: 'application/json' }, 422],
-  ] as const)('answers %s with a one-line reason and changes nothing', async (_name, request, status) => {
-    const before = dumpDatabase(store);
+    [
+      'a payload without the title a variable needs',
+      { body: firing.replace(/"title": "[^"]*",/g, ''), type: 'application/json' },
+      422,
+    ],
+  ] as const)(
+    'answers %s with a one-line reason and changes nothing',
+    async (_name, request, status) => {
+      const before = dumpDatabase(store);
 
-    const response = await hook(request.body, request.type, 'token' in request ? request.token : TOKEN);
+      const response = await hook(
+        request.body,
+        request.type,
+        'token' in request ? request.token : TOKEN,
+      );
 
-    expect(response.status).toBe(status);
-    const body = (await response.json()) as { error: string };
-    expect(body.error).toMatch(/^[^\n]+$/);
-    expect(dumpDatabase(store)).toEqual(before);
-  });
+      expect(response.status).toBe(status);
+      const body = (await response.json()) as { error: string };
+      expect(body.error).toMatch(/^[^\n]+$/);
+      expect(dumpDatabase(store)).toEqual(before);
+    },
+  );
 
   it('says only that a request with a bad token was not authenticated', async () => {
     const response = await hook(firing, 'application/json', 'wrong');
@@ -103,17 +143,27 @@ describe('HTTP app', () => {
     });
 
     expect(response.status).toBe(200);
-    expect(await response.json()).toMatchObject({ acknowledged: true, acknowledgedBy: 'ada', pendingStages: [] });
+    expect(await response.json()).toMatchObject({
+      acknowledged: true,
+      acknowledgedBy: 'ada',
+      pendingStages: [],
+    });
   });
 
   it('answers 404 for an unknown incident and 409 for an ack of a closed one', async () => {
-    const unknown = await app.request('/api/incidents/inc_nope/ack', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    const unknown = await app.request('/api/incidents/inc_nope/ack', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     expect(unknown.status).toBe(404);
 
     const started = (await (await hook(firing)).json()) as { incidents: { incidentId: string }[] };
     const id = started.incidents[0]?.incidentId ?? '';
     engine.resolve(id, 'test');
-    const closed = await app.request(`/api/incidents/${id}/ack`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    const closed = await app.request(`/api/incidents/${id}/ack`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     expect(closed.status).toBe(409);
   });
 
@@ -121,11 +171,18 @@ describe('HTTP app', () => {
     const started = (await (await hook(firing)).json()) as { incidents: { incidentId: string }[] };
     const id = started.incidents[0]?.incidentId ?? '';
 
-    const list = (await (await api('/api/incidents')).json()) as { incidents: { id: string; state: string }[] };
-    const one = (await (await api(`/api/incidents/${id}`)).json()) as { messages: { stageId: string; channel: string }[] };
+    const list = (await (await api('/api/incidents')).json()) as {
+      incidents: { id: string; state: string }[];
+    };
+    const one = (await (await api(`/api/incidents/${id}`)).json()) as {
+      messages: { stageId: string; channel: string }[];
+    };
 
     expect(list.incidents).toEqual([expect.objectContaining({ id, state: 'open.unacknowledged' })]);
-    expect(one.messages.map((m) => `${m.stageId}:${m.channel}`)).toEqual(['alert-oncall:sms', 'alert-oncall:sms']);
+    expect(one.messages.map((m) => `${m.stageId}:${m.channel}`)).toEqual([
+      'alert-oncall:sms',
+      'alert-oncall:sms',
+    ]);
     expect((await api('/api/incidents/inc_missing')).status).toBe(404);
   });
 
@@ -145,7 +202,11 @@ describe('HTTP app', () => {
     for (const line of logLines) expect(() => JSON.parse(line) as unknown).not.toThrow();
   });
 
-  function hook(body: string | Blob, type: string | null = 'application/json', token: string | null = TOKEN): Promise<Response> {
+  function hook(
+    body: string | Blob,
+    type: string | null = 'application/json',
+    token: string | null = TOKEN,
+  ): Promise<Response> {
     const headers: Record<string, string> = {};
     if (type) headers['content-type'] = type;
     if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -158,15 +219,29 @@ describe('HTTP app', () => {
 });
 
 function dumpDatabase(store: IncidentStore): Record<string, unknown[]> {
-  const tables = ['playbook_versions', 'incidents', 'timers', 'outbox', 'acknowledgements', 'audit'];
-  return Object.fromEntries(tables.map((table) => [table, store.db.prepare(`SELECT * FROM ${table}`).all()]));
+  const tables = [
+    'playbook_versions',
+    'incidents',
+    'timers',
+    'outbox',
+    'acknowledgements',
+    'audit',
+  ];
+  return Object.fromEntries(
+    tables.map((table) => [table, store.db.prepare(`SELECT * FROM ${table}`).all()]),
+  );
 }
 
 function memoryStream(lines: string[]): Writable & { write(chunk: string): boolean } {
   return new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      lines.push(...chunk.toString('utf8').split('\n').filter((line) => line !== ''));
+      lines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((line) => line !== ''),
+      );
       callback();
     },
-  }) as Writable & { write(chunk: string): boolean };
+  });
 }
