@@ -1,0 +1,92 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { loadServiceConfig, PACKAGE_ROOT } from '../../runner/config.js';
+
+describe('service config', () => {
+  let dir: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'tocsin-config-'));
+  });
+
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function write(text: string): string {
+    const file = path.join(dir, 'tocsin.yaml');
+    writeFileSync(file, text);
+    return file;
+  }
+
+  it('gives the embedded sandbox default without a file', async () => {
+    const config = await loadServiceConfig(undefined, {});
+
+    expect(config.sandbox).toBe(true);
+    expect(config.database).toBe(path.resolve('var', 'tocsin.db'));
+    expect(config.playbooks).toEqual([path.join(PACKAGE_ROOT, 'playbooks')]);
+    expect(config.server).toMatchObject({ host: '127.0.0.1', port: 8080, token: 'sandbox-token' });
+  });
+
+  it('takes the API token from TOCSIN_TOKEN when it is set', async () => {
+    const config = await loadServiceConfig(undefined, { TOCSIN_TOKEN: 'from-env' });
+
+    expect(config.server.token).toBe('from-env');
+  });
+
+  it('reads secrets from the environment and files, and paths from the config folder', async () => {
+    writeFileSync(path.join(dir, 'smtp-password'), 'hunter2\n');
+    const file = write(`apiVersion: tocsin/v1
+kind: Config
+database: state/tocsin.db
+server: { token: { env: API_TOKEN } }
+channels:
+  sms: { provider: twilio, accountSid: AC0123456789abcdef0123456789abcdef, authToken: { env: TWILIO_TOKEN }, from: '+15005550006' }
+  email: { provider: smtp, host: smtp.example.net, password: { file: smtp-password }, user: u, from: a@example.net }
+`);
+
+    const config = await loadServiceConfig(file, { API_TOKEN: 'api', TWILIO_TOKEN: 'twilio' });
+
+    expect(config.database).toBe(path.join(dir, 'state', 'tocsin.db'));
+    expect(config.server.token).toBe('api');
+    expect(config.channels.sms).toMatchObject({
+      authToken: 'twilio',
+      baseUrl: 'https://api.twilio.com',
+    });
+    expect(config.channels.email).toMatchObject({ password: 'hunter2', port: 587, secure: false });
+  });
+
+  it('names the environment variable of a missing secret', async () => {
+    const file = write(`apiVersion: tocsin/v1
+kind: Config
+server: { token: { env: API_TOKEN } }
+`);
+
+    await expect(loadServiceConfig(file, {})).rejects.toMatchObject({
+      code: 'E_CONFIG_SECRET_MISSING',
+      message: expect.stringContaining('API_TOKEN') as unknown,
+    });
+  });
+
+  it('requires a token outside sandbox mode', async () => {
+    const file = write('apiVersion: tocsin/v1\nkind: Config\n');
+
+    await expect(loadServiceConfig(file, {})).rejects.toMatchObject({
+      code: 'E_CONFIG_SECRET_MISSING',
+    });
+  });
+
+  it('locates a schema problem in the config file', async () => {
+    const file = write('apiVersion: tocsin/v1\nkind: Config\nserver:\n  prot: 8080\n');
+
+    await expect(loadServiceConfig(file, { TOCSIN_TOKEN: 't' })).rejects.toMatchObject({
+      problems: [
+        expect.objectContaining({ code: 'E_PLAYBOOK_SCHEMA', location: { file, line: 4, col: 3 } }),
+      ],
+    });
+  });
+});
