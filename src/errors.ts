@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   E_CONFIG_SECRET_MISSING: 'a secret named by the config is not set',
   E_CHANNEL_REJECTED: 'the provider refused a message for good',
   E_CHANNEL_UNAVAILABLE: 'the provider could not be reached or asked us to retry',
+  E_CHANNEL_OUTCOME_UNKNOWN:
+    'a send was in flight when the process died; the provider may or may not have it',
   E_CHANNEL_NOT_CONFIGURED: 'a playbook sends over a channel the service config does not set up',
   E_STORE: 'the database failed',
   E_STORE_MIGRATION: 'the database was written by a newer Tocsin',

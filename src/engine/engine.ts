@@ -551,7 +551,7 @@ export class Engine {
     if (!stored) {
       throw new EngineError(
         'E_ENGINE_UNKNOWN_INCIDENT',
-        `no incident has id "${incidentId}"; list incidents with "tocsin status"`,
+        `no incident has id "${incidentId}"; list incidents with GET /api/incidents`,
       );
     }
     throw new EngineError(

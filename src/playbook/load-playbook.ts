@@ -9,9 +9,9 @@ import {
   TemplateError,
   TocsinError,
 } from '../errors.js';
-import type { Problem, SourceLocation } from '../errors.js';
+import type { Problem } from '../errors.js';
 import { TEMPLATE_FIELDS, TemplateEngine } from '../template/index.js';
-import type { CompiledTemplate } from '../template/index.js';
+import type { CompiledTemplate, TemplateLocator } from '../template/index.js';
 import { parseDuration } from './duration.js';
 import { checkSchema } from './check-schema.js';
 import type {
@@ -297,10 +297,9 @@ class SemanticChecker {
   }
 
   private compileTemplate(text: string, path: PathSegments): CompiledTemplate | undefined {
-    const { location, indent } = this.templateStart(path);
     let template: CompiledTemplate;
     try {
-      template = this.templates.compile(text, location, indent);
+      template = this.templates.compile(text, this.templateLocator(text, path));
     } catch (error) {
       if (!(error instanceof TemplateError) || !error.location) throw error;
       this.problems.push({
@@ -314,40 +313,41 @@ class SemanticChecker {
     const declared = Object.keys(this.definition.variables ?? {});
     for (const variable of this.templates.variablesOf(template)) {
       const problem = describeUnknownVariable(variable.segments, declared);
-      if (problem)
+      if (problem) {
         this.problems.push({
           code: 'E_PLAYBOOK_UNKNOWN_VARIABLE',
           message: problem,
           location: variable.location,
         });
+      }
     }
     return template;
   }
 
-  /** Where the template text itself starts: after a quote, or on the line after `|`. */
-  private templateStart(path: PathSegments): { location: SourceLocation; indent: number } {
-    const location = locate(this.source, path);
+  /**
+   * Maps offsets in a template's text back to the YAML file. The text YAML hands over differs
+   * from the source: quotes and escapes are gone, block indentation is stripped, and folded or
+   * multi-line plain scalars join lines with spaces. Walking both side by side undoes all three.
+   */
+  private templateLocator(template: string, path: PathSegments): TemplateLocator {
     const node = nodeAt(this.source, path);
-    if (!isScalar(node)) return { location, indent: 0 };
+    const fallback = locate(this.source, path);
+    if (!isScalar(node) || !node.range) return () => fallback;
 
-    if (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') {
-      return { location: { ...location, col: location.col + 1 }, indent: 0 };
-    }
-    if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
-      const lines = this.source.text.split('\n');
-      const firstContent = lines.slice(location.line).find((line) => line.trim() !== '') ?? '';
-      const indent = firstContent.length - firstContent.trimStart().length;
-      const lineOffset = lines.slice(location.line).findIndex((line) => line.trim() !== '');
-      return {
-        location: {
-          ...location,
-          line: location.line + 1 + Math.max(0, lineOffset),
-          col: indent + 1,
-        },
-        indent,
-      };
-    }
-    return { location, indent: location.col - 1 };
+    const text = this.source.text;
+    const [start, end] = node.range;
+    const isBlock = node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED';
+    const isQuoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE';
+    const from = isBlock ? text.indexOf('\n', start) + 1 : isQuoted ? start + 1 : start;
+    const indent = isBlock ? blockIndent(text, from, end) : undefined;
+    const offsets = alignOffsets(template, text, from, end, indent, node.type === 'QUOTE_DOUBLE');
+
+    return (offset) => {
+      const position = this.source.lines.linePos(
+        offsets[Math.min(offset, offsets.length - 1)] ?? from,
+      );
+      return { file: this.source.file, line: position.line, col: position.col };
+    };
   }
 
   private report(
@@ -358,6 +358,61 @@ class SemanticChecker {
   ): void {
     this.problems.push(problemAt(this.source, path, code, message, mode));
   }
+}
+
+/** Indentation of a block scalar: that of its first line with content. */
+function blockIndent(text: string, from: number, end: number): number {
+  const content =
+    text
+      .slice(from, end)
+      .split('\n')
+      .find((line) => line.trim() !== '') ?? '';
+  return content.length - content.trimStart().length;
+}
+
+/**
+ * For each character of `template`, the offset of the source character it came from. Source
+ * characters with no counterpart (escapes, indentation, the second quote of `''`) are skipped;
+ * a line break in the source may stand for a space (folding) or a line break.
+ */
+function alignOffsets(
+  template: string,
+  text: string,
+  from: number,
+  end: number,
+  indent: number | undefined,
+  isDoubleQuoted: boolean,
+): number[] {
+  const offsets: number[] = [];
+  let j = from;
+  const skipIndent = (): void => {
+    for (let n = 0; j < end && (text[j] === ' ' || text[j] === '\t'); n++) {
+      if (indent !== undefined && n >= indent) break;
+      j++;
+    }
+  };
+
+  if (indent !== undefined) skipIndent();
+  for (const character of template) {
+    while (j < end && !matches(text, j, character, isDoubleQuoted)) j++;
+    offsets.push(j);
+    for (let unit = 1; unit < character.length; unit++) offsets.push(j);
+    if (text[j] === '\n') {
+      j++;
+      skipIndent();
+    } else {
+      j += isDoubleQuoted && text[j] === '\\' ? 2 : character.length;
+    }
+  }
+  offsets.push(j);
+  return offsets;
+}
+
+function matches(text: string, at: number, character: string, isDoubleQuoted: boolean): boolean {
+  const source = text[at];
+  if (text.startsWith(character, at)) return true;
+  if (source === '\n' && (character === ' ' || character === '\n')) return true;
+  return isDoubleQuoted && source === '\\' && text[at + 1] === 'n' && character === '\n';
 }
 
 function describeUnknownVariable(

@@ -1,4 +1,4 @@
-import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import type { Document, Node, Pair } from 'yaml';
 
 import { PlaybookSyntaxError } from '../errors.js';
@@ -49,6 +49,16 @@ export function parseYamlSource(text: string, file: string): YamlSource {
       isDuplicate ? 'E_PLAYBOOK_DUPLICATE_KEY' : 'E_PLAYBOOK_SYNTAX',
       `${formatLocation(location)} ${firstLine(error.message)}; ${hint}`,
       { location, cause: error },
+    );
+  }
+
+  const unresolved = findUnresolvedAlias(document);
+  if (unresolved) {
+    const location = toLocation(file, lines, unresolved.offset);
+    throw new PlaybookSyntaxError(
+      'E_PLAYBOOK_SYNTAX',
+      `${formatLocation(location)} alias "*${unresolved.name}" has no anchor "&${unresolved.name}" before it; define the anchor or write the value out`,
+      { location },
     );
   }
 
@@ -124,6 +134,20 @@ export function toPathSegments(pointer: string): (string | number)[] {
     .split('/')
     .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
     .map((part) => (/^\d+$/.test(part) ? Number(part) : part));
+}
+
+function findUnresolvedAlias(
+  document: Document.Parsed,
+): { name: string; offset: number } | undefined {
+  let found: { name: string; offset: number } | undefined;
+  visit(document, {
+    Alias(_key, alias) {
+      if (alias.resolve(document) !== undefined) return undefined;
+      found = { name: alias.source, offset: alias.range?.[0] ?? 0 };
+      return visit.BREAK;
+    },
+  });
+  return found;
 }
 
 function childOf(

@@ -257,7 +257,7 @@ export class IncidentStore {
     return this.transaction(() => {
       const rows = this.all(`SELECT * FROM outbox WHERE status = 'sending' ORDER BY id`);
       this.run(
-        `UPDATE outbox SET status = 'unknown', error_code = 'E_IN_FLIGHT_AT_CRASH', updated_at = ?
+        `UPDATE outbox SET status = 'unknown', error_code = 'E_CHANNEL_OUTCOME_UNKNOWN', updated_at = ?
          WHERE status = 'sending'`,
         now,
       );

@@ -1,2 +1,7 @@
 export { TemplateEngine, TEMPLATE_FIELDS, TEMPLATE_ROOTS } from './template-engine.js';
-export type { CompiledTemplate, TemplateScope, TemplateVariable } from './template-engine.js';
+export type {
+  CompiledTemplate,
+  TemplateLocator,
+  TemplateScope,
+  TemplateVariable,
+} from './template-engine.js';

@@ -36,12 +36,15 @@ export interface TemplateScope {
   stage: { id: string };
 }
 
-/** A parsed template and where its text starts in the playbook. */
+/** Maps a 0-based offset in the template text to its place in the playbook file. */
+export type TemplateLocator = (offset: number) => SourceLocation;
+
+/** A parsed template and where its text is in the playbook. */
 export interface CompiledTemplate {
   tokens: Template[];
+  text: string;
   location: SourceLocation;
-  /** Columns before the text on the template's second and later lines (block scalars). */
-  indent: number;
+  locate: TemplateLocator;
 }
 
 /** A variable a template reads, with its place in the playbook. */
@@ -84,11 +87,12 @@ export class TemplateEngine {
    *
    * @throws TemplateError E_TEMPLATE_SYNTAX, located in the playbook
    */
-  compile(text: string, location: SourceLocation, indent = 0): CompiledTemplate {
+  compile(text: string, locate: TemplateLocator): CompiledTemplate {
+    const location = locate(0);
     try {
-      return { tokens: this.liquid.parse(text), location, indent };
+      return { tokens: this.liquid.parse(text), text, location, locate };
     } catch (cause) {
-      const at = shiftLocation(location, indent, cause);
+      const at = locateError(text, locate, cause);
       throw new TemplateError(
         'E_TEMPLATE_SYNTAX',
         `${at.file}:${at.line}:${at.col} ${describeLiquidError(cause)}; fix the Liquid syntax`,
@@ -106,11 +110,8 @@ export class TemplateEngine {
         const segments = variable.segments.map((segment) =>
           typeof segment === 'string' || typeof segment === 'number' ? segment : '*',
         );
-        const position = [variable.location.row, variable.location.col] as const;
-        found.push({
-          segments,
-          location: toFileLocation(template.location, template.indent, position),
-        });
+        const offset = toOffset(template.text, variable.location.row, variable.location.col);
+        found.push({ segments, location: template.locate(offset) });
       }
     }
     return found;
@@ -148,20 +149,19 @@ function describeLiquidError(cause: unknown): string {
   return (message.split('\n')[0] ?? message).replace(/, line:\d+, col:\d+$/, '');
 }
 
-function shiftLocation(location: SourceLocation, indent: number, cause: unknown): SourceLocation {
+function locateError(text: string, locate: TemplateLocator, cause: unknown): SourceLocation {
   const token = (cause as { token?: { getPosition?: () => [number, number] } }).token;
   const position = token?.getPosition?.();
-  return position ? toFileLocation(location, indent, position) : location;
+  return locate(position ? toOffset(text, position[0], position[1]) : 0);
 }
 
-function toFileLocation(
-  start: SourceLocation,
-  indent: number,
-  [row, col]: readonly [number, number],
-): SourceLocation {
-  return {
-    file: start.file,
-    line: start.line + row - 1,
-    col: row === 1 ? start.col + col - 1 : indent + col,
-  };
+/** The offset of a 1-based row and column in `text`. */
+function toOffset(text: string, row: number, col: number): number {
+  let offset = 0;
+  for (let line = 1; line < row; line++) {
+    const next = text.indexOf('\n', offset);
+    if (next === -1) break;
+    offset = next + 1;
+  }
+  return offset + col - 1;
 }
