@@ -74,6 +74,21 @@ export async function startSandboxProcess(): Promise<{
   return { process: child, info: JSON.parse(match[1] ?? '{}') as SandboxInfo };
 }
 
+/** A message as the stand-ins recorded it (`GET /sandbox/messages`). */
+export interface ReceivedMessage {
+  channel: string;
+  to: string;
+  subject: string | null;
+  body: string;
+  receivedAt: string;
+}
+
+/** Everything the stand-ins have received so far. */
+export async function listReceived(sandbox: SandboxInfo): Promise<ReceivedMessage[]> {
+  const response = await fetch(`${sandbox.http}/sandbox/messages`);
+  return ((await response.json()) as { messages: ReceivedMessage[] }).messages;
+}
+
 /** Writes a service config that sends to the stand-ins, in a fresh temporary folder. */
 export function writeServeConfig(
   sandbox: SandboxInfo,

@@ -3,15 +3,15 @@ import path from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import type { SandboxInfo, TocsinProcess } from './processes.js';
-import { ROOT, startSandboxProcess, startServe, waitFor, writeServeConfig } from './processes.js';
-
-interface Received {
-  to: string;
-  subject: string | null;
-  body: string;
-  receivedAt: string;
-}
+import type { ReceivedMessage, SandboxInfo, TocsinProcess } from './processes.js';
+import {
+  listReceived,
+  ROOT,
+  startSandboxProcess,
+  startServe,
+  waitFor,
+  writeServeConfig,
+} from './processes.js';
 
 const TOKEN = 'restart-token-51aa';
 const ENV = { TOCSIN_TOKEN: TOKEN, TWILIO_AUTH_TOKEN: 'sandbox-auth-token' };
@@ -84,7 +84,7 @@ describe('tocsin serve after SIGKILL', () => {
     const dueAt = startedAt + ESCALATION_MS;
     for (const message of escalations) {
       expect(Date.parse(message.receivedAt)).toBeGreaterThanOrEqual(dueAt);
-      expect(Date.parse(message.receivedAt)).toBeLessThan(dueAt + 1_500);
+      expect(Date.parse(message.receivedAt)).toBeLessThan(dueAt + 2_000);
     }
     expect(all.filter((m) => m.subject?.startsWith('Unacknowledged'))).toHaveLength(2);
     expect(all.filter((m) => m.body.startsWith('[CRITICAL]'))).toHaveLength(2);
@@ -153,8 +153,6 @@ function api(url: string, route: string): Promise<Response> {
   return fetch(`${url}${route}`, { headers: { authorization: `Bearer ${TOKEN}` } });
 }
 
-async function about(sandbox: SandboxInfo, incidentId: string): Promise<Received[]> {
-  const response = await fetch(`${sandbox.http}/sandbox/messages`);
-  const { messages } = (await response.json()) as { messages: Received[] };
-  return messages.filter((message) => message.body.includes(incidentId));
+async function about(sandbox: SandboxInfo, incidentId: string): Promise<ReceivedMessage[]> {
+  return (await listReceived(sandbox)).filter((message) => message.body.includes(incidentId));
 }

@@ -4,15 +4,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { SandboxInfo, TocsinProcess } from './processes.js';
-import { ROOT, startSandboxProcess, startServe, waitFor, writeServeConfig } from './processes.js';
-
-interface Received {
-  channel: string;
-  to: string;
-  subject: string | null;
-  body: string;
-  receivedAt: string;
-}
+import {
+  listReceived,
+  ROOT,
+  startSandboxProcess,
+  startServe,
+  waitFor,
+  writeServeConfig,
+} from './processes.js';
 
 const TOKEN = 'e2e-token-0c9d';
 const ENV = { TOCSIN_TOKEN: TOKEN, TWILIO_AUTH_TOKEN: 'sandbox-auth-token' };
@@ -82,7 +81,7 @@ describe('tocsin serve, end to end', () => {
     // The first stage reaches on-call by SMS, rendered from the payload.
     const alerts = await waitFor(
       async () => {
-        const found = (await received(sandbox.info)).filter((m) => m.body.includes(incidentA));
+        const found = (await listReceived(sandbox.info)).filter((m) => m.body.includes(incidentA));
         return found.length >= 2 ? found : undefined;
       },
       5_000,
@@ -94,7 +93,7 @@ describe('tocsin serve, end to end', () => {
     // After the escalation delay, management hears about A, by email.
     const escalations = await waitFor(
       async () => {
-        const found = (await received(sandbox.info)).filter(
+        const found = (await listReceived(sandbox.info)).filter(
           (m) => m.subject?.startsWith('Unacknowledged') && m.body.includes(incidentA),
         );
         return found.length >= 2 ? found : undefined;
@@ -112,7 +111,7 @@ describe('tocsin serve, end to end', () => {
 
     // B was acknowledged: its escalation time has passed with nothing sent.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const aboutB = (await received(sandbox.info)).filter((m) => m.body.includes(incidentB));
+    const aboutB = (await listReceived(sandbox.info)).filter((m) => m.body.includes(incidentB));
     expect(aboutB.filter((m) => m.subject?.startsWith('Unacknowledged'))).toEqual([]);
     expect(aboutB).toHaveLength(2);
 
@@ -123,7 +122,7 @@ describe('tocsin serve, end to end', () => {
     ).toBe('resolved');
     const allClear = await waitFor(
       async () => {
-        const found = (await received(sandbox.info)).filter(
+        const found = (await listReceived(sandbox.info)).filter(
           (m) => m.body.includes(incidentA) && m.body.includes('is closed'),
         );
         return found.length >= 4 ? found : undefined;
@@ -148,11 +147,6 @@ describe('tocsin serve, end to end', () => {
     expect(view.messages.every((m) => m.status === 'accepted')).toBe(true);
   });
 });
-
-async function received(sandbox: SandboxInfo): Promise<Received[]> {
-  const response = await fetch(`${sandbox.http}/sandbox/messages`);
-  return ((await response.json()) as { messages: Received[] }).messages;
-}
 
 function post(base: string, route: string, body: string): Promise<Response> {
   return fetch(`${base}${route}`, {
