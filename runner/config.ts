@@ -9,7 +9,6 @@ import {
   parseDuration,
   parseYamlSource,
   PlaybookValidationError,
-  TocsinError,
 } from '../src/index.js';
 import type { SmtpEmailConfig, TwilioSmsConfig } from '../src/index.js';
 
@@ -73,8 +72,8 @@ export async function loadServiceConfig(
   try {
     text = await readFile(file, 'utf8');
   } catch (cause) {
-    throw new TocsinError(
-      'E_PLAYBOOK_READ',
+    throw new ConfigError(
+      'E_CONFIG_INVALID',
       `${file} cannot be read; check the path given to --config`,
       { cause },
     );
@@ -132,6 +131,12 @@ export async function loadServiceConfig(
 }
 
 function embeddedDefault(env: NodeJS.ProcessEnv): ServiceConfig {
+  if (env.TOCSIN_TOKEN === '') {
+    throw new ConfigError(
+      'E_CONFIG_SECRET_MISSING',
+      'TOCSIN_TOKEN is set but empty; give it a value or unset it',
+    );
+  }
   return {
     database: path.resolve('var', 'tocsin.db'),
     playbooks: [path.join(PACKAGE_ROOT, 'playbooks')],

@@ -15,8 +15,9 @@ import {
   loadPlaybook,
   systemClock,
   TemplateEngine,
+  TocsinError,
 } from '../src/index.js';
-import type { ChannelAdapter, Engine, Logger } from '../src/index.js';
+import type { ChannelAdapter, Engine, LoadedPlaybook, Logger } from '../src/index.js';
 import { SANDBOX_CREDENTIALS } from './config.js';
 import type { ServiceConfig } from './config.js';
 import { findPlaybookFiles } from './load-playbooks.js';
@@ -43,6 +44,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const templates = new TemplateEngine();
   const files = await findPlaybookFiles(config.playbooks);
   const playbooks = await Promise.all(files.map((file) => loadPlaybook(file, { templates })));
+  rejectDuplicateNames(playbooks);
   const directory = await loadDirectory(config.directory);
 
   // Channels: the stand-ins in sandbox mode, the configured providers otherwise.
@@ -59,7 +61,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     log,
   );
 
-  // State: resume open incidents, reconcile the outbox, then let time run.
+  // State: open the database and build the engine, but let no time run yet.
   if (config.database !== ':memory:') mkdirSync(path.dirname(config.database), { recursive: true });
   const store = new IncidentStore(config.database);
   const engine = createEngine({ store, clock: systemClock, directory, log, templates });
@@ -72,13 +74,8 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     concurrency: config.dispatch.concurrency,
     sendTimeoutMs: config.dispatch.sendTimeoutMs,
   });
-  dispatcher.recoverInFlight();
-  engine.onMessagesDecided(() => dispatcher.wake());
-  engine.restore();
-  engine.start();
-  dispatcher.wake();
 
-  // HTTP.
+  // HTTP first: a second process that cannot have the port must stop before it fires a timer.
   const app = createApp({
     engine,
     store,
@@ -87,7 +84,27 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     maxBodyBytes: config.server.maxBodyBytes,
     ...(sandbox ? { recorder: sandbox.recorder } : {}),
   });
-  const server = await listen(app.fetch, config.server.host, config.server.port);
+  let server: ServerType;
+  try {
+    server = await listen(app.fetch, config.server.host, config.server.port);
+  } catch (cause) {
+    store.close();
+    await Promise.all([...channels.values()].map((channel) => channel.close()));
+    await sandbox?.close();
+    throw new TocsinError(
+      'E_SERVER_LISTEN',
+      `cannot listen on ${config.server.host}:${config.server.port} (${(cause as NodeJS.ErrnoException).code ?? 'error'}); is another tocsin running? choose another port with --port`,
+      { cause },
+    );
+  }
+
+  // Resume open incidents, reconcile the outbox, then let time run.
+  dispatcher.recoverInFlight();
+  engine.onMessagesDecided(() => dispatcher.wake());
+  engine.restore();
+  engine.start();
+  dispatcher.wake();
+
   const address = server.address() as AddressInfo;
   const url = `http://${config.server.host}:${address.port}`;
   log.info(
@@ -114,6 +131,20 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       store.close();
     },
   };
+}
+
+function rejectDuplicateNames(playbooks: readonly LoadedPlaybook[]): void {
+  const seen = new Map<string, string>();
+  for (const playbook of playbooks) {
+    const first = seen.get(playbook.name);
+    if (first !== undefined) {
+      throw new TocsinError(
+        'E_PLAYBOOK_DUPLICATE_NAME',
+        `${playbook.file} and ${first} are both named "${playbook.name}"; give each playbook its own metadata.name`,
+      );
+    }
+    seen.set(playbook.name, playbook.file);
+  }
 }
 
 function toSandboxChannels(sandbox: Sandbox): ServiceConfig['channels'] {

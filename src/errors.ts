@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   E_PLAYBOOK_UNKNOWN_VARIABLE: 'a trigger or template uses a variable that is not declared',
   E_PLAYBOOK_UNSET_VARIABLE: 'a variable has no default and a trigger does not fill it',
   E_PLAYBOOK_DUPLICATE_ID: 'two stages share an id',
+  E_PLAYBOOK_DUPLICATE_NAME: 'two playbooks loaded together share a metadata.name',
   E_PLAYBOOK_BAD_DEFAULT: 'a variable default does not have the variable type',
   E_PLAYBOOK_MISSING_MESSAGE:
     'a stage sends to an audience but has no message for one of its channels',
@@ -32,6 +33,8 @@ export const ERROR_CODES = {
   E_CHANNEL_OUTCOME_UNKNOWN:
     'a send was in flight when the process died; the provider may or may not have it',
   E_CHANNEL_NOT_CONFIGURED: 'a playbook sends over a channel the service config does not set up',
+  E_SERVER_LISTEN:
+    'the HTTP server cannot listen on its address, usually because the port is taken',
   E_STORE: 'the database failed',
   E_STORE_MIGRATION: 'the database was written by a newer Tocsin',
   E_ENGINE_UNKNOWN_PLAYBOOK: 'no loaded playbook has the given name',

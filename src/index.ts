@@ -30,6 +30,7 @@ export {
   checkSchema,
   formatLocation,
   loadPlaybook,
+  locate,
   parseDuration,
   parsePlaybook,
   parseYamlSource,

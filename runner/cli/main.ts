@@ -53,6 +53,14 @@ program
   )
   .option('--no-resolve', 'leave the incident open when the timeline ends')
   .action(async (playbookFile: string, options: SimulateFlags) => {
+    if (options.ackBy !== undefined && options.ackAfter === undefined) {
+      throw new UsageError('--ack-by needs --ack-after: say when the acknowledgement comes');
+    }
+    if (options.ackAfter && options.resolveAfter && options.ackAfter >= options.resolveAfter) {
+      throw new UsageError(
+        '--ack-after must come before --resolve-after; a resolved incident takes no acknowledgement',
+      );
+    }
     const path = await import('node:path');
     const { PACKAGE_ROOT } = await import('../config.js');
     const { formatSimulationText, simulate } = await import('./simulate.js');
@@ -95,6 +103,7 @@ program
       `tocsin listening on ${service.url}${service.sandbox ? ` (sandbox; messages at ${service.url}/sandbox/messages)` : ''}\n`,
     );
     await waitForSignal();
+    log.info({}, 'service stopping');
     await service.close();
   });
 
@@ -134,8 +143,8 @@ interface SimulateFlags {
 }
 
 function parsePort(value: string): number {
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(port) || port > 65535) {
     throw new InvalidArgumentError(`"${value}" is not a port; give a number from 0 to 65535`);
   }
   return port;

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 
 import {
+  locate,
   parseDirectory,
   parsePlaybook,
   parseYamlSource,
@@ -10,6 +11,7 @@ import {
 } from '../../src/index.js';
 import type { Problem } from '../../src/index.js';
 import { loadServiceConfig } from '../config.js';
+import { UsageError } from '../errors.js';
 import { findPlaybookFiles } from '../load-playbooks.js';
 import { formatProblems } from './print-problems.js';
 
@@ -23,8 +25,14 @@ export interface ValidateResult {
 export async function validateFiles(
   paths: readonly string[],
 ): Promise<{ result: ValidateResult; texts: Map<string, string> }> {
-  const files = await findPlaybookFiles(paths);
+  const files = [...new Set(await findPlaybookFiles(paths))];
+  if (files.length === 0) {
+    throw new UsageError(
+      `no *.yaml or *.yml files in ${paths.join(', ')}; give playbook files or folders`,
+    );
+  }
   const texts = new Map<string, string>();
+  const names = new Map<string, string>();
   const result: ValidateResult = { files: [], problemCount: 0 };
 
   for (const file of files) {
@@ -43,6 +51,7 @@ export async function validateFiles(
     }
     texts.set(file, text);
     const { kind, problems } = await checkText(text, file);
+    if (kind === 'Playbook') problems.push(...checkUniqueName(text, file, names));
     result.files.push({ file, kind, problems });
     result.problemCount += problems.length;
   }
@@ -74,6 +83,25 @@ async function checkText(
   } catch (error) {
     return { kind, problems: toProblems(error, file) };
   }
+}
+
+/** Two playbooks checked together must not share a name: the service would keep only one. */
+function checkUniqueName(text: string, file: string, names: Map<string, string>): Problem[] {
+  const source = parseYamlSource(text, file);
+  const name = (source.value as { metadata?: { name?: unknown } }).metadata?.name;
+  if (typeof name !== 'string') return [];
+  const first = names.get(name);
+  if (first === undefined) {
+    names.set(name, file);
+    return [];
+  }
+  return [
+    {
+      code: 'E_PLAYBOOK_DUPLICATE_NAME',
+      message: `playbook name "${name}" is also used by ${first}; give each playbook its own metadata.name`,
+      location: locate(source, ['metadata', 'name']),
+    },
+  ];
 }
 
 function toProblems(error: unknown, file: string): Problem[] {

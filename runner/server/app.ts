@@ -81,12 +81,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.post('/api/incidents/:id/ack', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
     const id = c.req.param('id');
-    const body =
-      c.req.header('content-length') === '0' || !c.req.header('content-type')
-        ? {}
-        : await readJson(c);
-    const by =
-      typeof (body as { by?: unknown }).by === 'string' ? (body as { by: string }).by : 'api';
+    const hasBody = c.req.header('content-length') !== '0' && c.req.header('content-type');
+    const by = hasBody ? readActor(await readJson(c)) : 'api';
     deps.engine.acknowledge(id, by, 'api');
     const incident = deps.store.getIncident(id);
     return c.json(incident ? toIncidentView(deps.store, incident, false) : { id });
@@ -166,12 +162,33 @@ async function readJson(c: Context<Env>): Promise<unknown> {
   }
 }
 
+/** Who acknowledges: `{"by": "person-id"}`, or the API itself when the body names nobody. */
+function readActor(body: unknown): string {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new HttpError(422, 'the body must be a JSON object such as {"by": "ada"}');
+  }
+  const by = (body as { by?: unknown }).by;
+  if (by === undefined) return 'api';
+  if (typeof by !== 'string' || !/^[A-Za-z0-9._@-]{1,64}$/.test(by)) {
+    throw new HttpError(
+      422,
+      '"by" must be a person id of 1 to 64 letters, digits, ".", "_", "@" or "-"',
+    );
+  }
+  return by;
+}
+
 function toErrorResponse(error: Error, c: Context<Env>): Response {
-  if (error instanceof HttpError) return c.json({ error: error.message }, error.status);
+  if (error instanceof HttpError) {
+    c.get('log').info({ status: error.status }, 'request rejected');
+    return c.json({ error: error.message }, error.status);
+  }
 
   const status = error instanceof TocsinError ? CLIENT_STATUS_BY_CODE[error.code] : undefined;
-  if (status && error instanceof TocsinError)
+  if (status && error instanceof TocsinError) {
+    c.get('log').info({ status, code: error.code }, 'request rejected');
     return c.json({ error: error.message, code: error.code }, status);
+  }
 
   const requestId = c.get('requestId');
   c.get('log').error({ err: error }, 'request failed');

@@ -49,8 +49,10 @@ export interface StartIncidentRequest {
 /** What a trigger did for one playbook. */
 export interface TriggerOutcome {
   playbook: string;
-  action: 'started' | 'deduplicated' | 'resolved' | 'not-open';
+  action: 'started' | 'deduplicated' | 'resolved' | 'not-open' | 'rejected';
   incidentId?: string;
+  errorCode?: string;
+  error?: string;
 }
 
 interface PlaybookVersion {
@@ -184,8 +186,9 @@ export class Engine {
    * Starts or resolves incidents for an Alertmanager notification. A repeated firing notification
    * for a group whose incident is open changes nothing.
    *
-   * @throws EngineError E_ENGINE_VARIABLE when a matching playbook needs a value the payload lacks;
-   *   nothing is written then
+   * @throws EngineError E_ENGINE_VARIABLE when every matching playbook needs a value the payload
+   *   lacks; nothing is written then. When only some fail, the others start and the failures are
+   *   returned as `rejected` outcomes.
    */
   handleAlertmanager(payload: AlertmanagerPayload, createdBy: string): TriggerOutcome[] {
     const matches = [...this.current.values()].flatMap((version) => {
@@ -206,23 +209,41 @@ export class Engine {
       });
     }
 
-    // Read every playbook's variables first, so a bad payload starts none of them.
-    const requests = matches.map(({ version, trigger }) => ({
-      playbook: version.playbook.name,
-      dedupeKey: toAlertmanagerDedupeKey(version.playbook.name, payload),
-      variables: extractVariables(
-        version.playbook.definition.variables ?? {},
-        trigger.variables ?? {},
-        payload,
-      ),
-      createdBy,
-    }));
-    return requests.map((request) => {
-      const open = this.store.findOpenIncident(request.dedupeKey);
-      if (open) return { playbook: request.playbook, action: 'deduplicated', incidentId: open.id };
-      const incident = this.startIncident(request);
-      return { playbook: request.playbook, action: 'started', incidentId: incident.id };
-    });
+    // Each playbook stands alone: one that cannot read its variables must not keep the others
+    // from paging. Only when every match fails is the notification refused, with nothing written.
+    const outcomes: TriggerOutcome[] = [];
+    const failures: EngineError[] = [];
+    for (const { version, trigger } of matches) {
+      const playbook = version.playbook.name;
+      const dedupeKey = toAlertmanagerDedupeKey(playbook, payload);
+      const open = this.store.findOpenIncident(dedupeKey);
+      if (open) {
+        outcomes.push({ playbook, action: 'deduplicated', incidentId: open.id });
+        continue;
+      }
+      let variables: VariableValues;
+      try {
+        const declared = version.playbook.definition.variables ?? {};
+        variables = extractVariables(declared, trigger.variables ?? {}, payload);
+      } catch (error) {
+        if (!(error instanceof EngineError)) throw error;
+        this.log.error({ playbookId: playbook, err: error }, 'trigger rejected');
+        failures.push(error);
+        outcomes.push({
+          playbook,
+          action: 'rejected',
+          errorCode: error.code,
+          error: error.message,
+        });
+        continue;
+      }
+      const incident = this.startIncident({ playbook, dedupeKey, variables, createdBy });
+      outcomes.push({ playbook, action: 'started', incidentId: incident.id });
+    }
+
+    const [firstFailure] = failures;
+    if (firstFailure && failures.length === outcomes.length) throw firstFailure;
+    return outcomes;
   }
 
   /**
@@ -300,6 +321,7 @@ export class Engine {
     this.apply(incidentId, { type: 'ack.received', at, by }, () => {
       this.store.insertAcknowledgement({ incidentId, by, via, at });
     });
+    this.log.info({ incidentId, acknowledgedBy: by, via }, 'incident acknowledged');
   }
 
   /**

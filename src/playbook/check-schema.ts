@@ -24,8 +24,17 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 let ajv: Ajv | undefined;
 const validators = new Map<SchemaName, ValidateFunction>();
 
+const KINDS: Record<SchemaName, string> = {
+  playbook: 'Playbook',
+  directory: 'Directory',
+  config: 'Config',
+};
+
 /** Checks a parsed YAML document against a schema; one problem per finding, all of them. */
 export function checkSchema(name: SchemaName, source: YamlSource): Problem[] {
+  const wrongKind = checkKind(name, source);
+  if (wrongKind) return [wrongKind];
+
   const validate = validatorFor(name);
   if (validate(source.value)) return [];
 
@@ -40,6 +49,28 @@ export function checkSchema(name: SchemaName, source: YamlSource): Problem[] {
     problems.push(problem);
   }
   return problems;
+}
+
+/** A document of another kind gets one problem that says so, not a list of missing keys. */
+function checkKind(name: SchemaName, source: YamlSource): Problem | undefined {
+  const value = source.value;
+  const wanted = KINDS[name];
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    const found = value === null ? 'empty' : Array.isArray(value) ? 'a list' : `a ${typeof value}`;
+    return problemAt(
+      source,
+      [],
+      'E_PLAYBOOK_SCHEMA',
+      `the document is ${found}; a ${wanted} is a mapping that starts with apiVersion: tocsin/v1 and kind: ${wanted}`,
+    );
+  }
+  const kind = (value as { kind?: unknown }).kind;
+  if (typeof kind !== 'string' || kind === wanted) return undefined;
+  const known = Object.values(KINDS);
+  const what = known.includes(kind)
+    ? `this is a ${kind}, not a ${wanted}`
+    : `kind "${kind}" is unknown; use one of ${known.map((k) => `"${k}"`).join(', ')}`;
+  return problemAt(source, ['kind'], 'E_PLAYBOOK_SCHEMA', `${what}; give a ${wanted} file here`);
 }
 
 function validatorFor(name: SchemaName): ValidateFunction {

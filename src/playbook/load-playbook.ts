@@ -372,8 +372,9 @@ function blockIndent(text: string, from: number, end: number): number {
 
 /**
  * For each character of `template`, the offset of the source character it came from. Source
- * characters with no counterpart (escapes, indentation, the second quote of `''`) are skipped;
- * a line break in the source may stand for a space (folding) or a line break.
+ * characters with no counterpart (indentation, the second quote of `''`) are skipped; a line
+ * break in the source may stand for a space (folding) or a line break; in double quotes an
+ * escape sequence stands for the one character it encodes.
  */
 function alignOffsets(
   template: string,
@@ -394,25 +395,61 @@ function alignOffsets(
 
   if (indent !== undefined) skipIndent();
   for (const character of template) {
-    while (j < end && !matches(text, j, character, isDoubleQuoted)) j++;
-    offsets.push(j);
-    for (let unit = 1; unit < character.length; unit++) offsets.push(j);
-    if (text[j] === '\n') {
-      j++;
-      skipIndent();
-    } else {
-      j += isDoubleQuoted && text[j] === '\\' ? 2 : character.length;
+    let width = 0;
+    while (j < end) {
+      width = matchWidth(text, j, character, isDoubleQuoted);
+      if (width > 0) break;
+      j += isDoubleQuoted && text[j] === '\\' ? escapeAt(text, j).length : 1;
     }
+    for (let unit = 0; unit < character.length; unit++) offsets.push(j);
+    j += Math.max(width, 1);
+    if (text[j - 1] === '\n') skipIndent();
   }
   offsets.push(j);
   return offsets;
 }
 
-function matches(text: string, at: number, character: string, isDoubleQuoted: boolean): boolean {
-  const source = text[at];
-  if (text.startsWith(character, at)) return true;
-  if (source === '\n' && (character === ' ' || character === '\n')) return true;
-  return isDoubleQuoted && source === '\\' && text[at + 1] === 'n' && character === '\n';
+/** How many source characters stand for `character` at `at`; 0 when they do not. */
+function matchWidth(text: string, at: number, character: string, isDoubleQuoted: boolean): number {
+  if (isDoubleQuoted && text[at] === '\\') {
+    const escape = escapeAt(text, at);
+    return escape.value === character ? escape.length : 0;
+  }
+  if (text.startsWith(character, at)) return character.length;
+  return text[at] === '\n' && (character === ' ' || character === '\n') ? 1 : 0;
+}
+
+// YAML 1.2 double-quoted escapes (§5.7): one letter, or \x, \u, \U with 2, 4 or 8 hex digits.
+const SIMPLE_ESCAPES: Record<string, string> = {
+  '0': '\0',
+  a: '\x07',
+  b: '\b',
+  t: '\t',
+  '\t': '\t',
+  n: '\n',
+  v: '\v',
+  f: '\f',
+  r: '\r',
+  e: '\x1b',
+  ' ': ' ',
+  '"': '"',
+  '/': '/',
+  '\\': '\\',
+  N: '\x85',
+  _: '\xa0',
+  L: '\u2028',
+  P: '\u2029',
+};
+const HEX_ESCAPES: Record<string, number> = { x: 2, u: 4, U: 8 };
+
+function escapeAt(text: string, at: number): { value: string; length: number } {
+  const letter = text[at + 1] ?? '';
+  const digits = HEX_ESCAPES[letter];
+  if (digits !== undefined) {
+    const code = Number.parseInt(text.slice(at + 2, at + 2 + digits), 16);
+    return { value: Number.isNaN(code) ? '' : String.fromCodePoint(code), length: 2 + digits };
+  }
+  return { value: SIMPLE_ESCAPES[letter] ?? '', length: 2 };
 }
 
 function describeUnknownVariable(

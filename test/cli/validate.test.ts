@@ -7,6 +7,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const INVALID = 'test/fixtures/playbooks/invalid';
+const VALID_COPY = 'test/fixtures/playbooks/same-name-as-example.yaml';
+const FIRING = 'test/fixtures/webhooks/alertmanager-firing.json';
 
 interface CliResult {
   exitCode: number;
@@ -77,7 +79,40 @@ describe('tocsin validate', () => {
     const parsed = JSON.parse(result.stdout) as ValidateJson;
     expect(result.exitCode).toBe(1);
     expect(parsed.files).toHaveLength(fixtures.length);
-    expect(parsed.files.filter((entry) => entry.problems.length !== 1)).toEqual([]);
+    // The corpus files are variants of one playbook and share its name; that is reported too.
+    const ownProblems = parsed.files.map((entry) => ({
+      file: entry.file,
+      problems: entry.problems.filter((problem) => problem.code !== 'E_PLAYBOOK_DUPLICATE_NAME'),
+    }));
+    expect(ownProblems.filter((entry) => entry.problems.length !== 1)).toEqual([]);
+  });
+
+  it("reports two playbooks with the same name at the second one's metadata.name", async () => {
+    const result = await runCli([
+      'validate',
+      'playbooks/instance-down.yaml',
+      'test/fixtures/playbooks/e2e-escalation.yaml',
+      VALID_COPY,
+    ]);
+
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toContain(`${VALID_COPY}:6:9  E_PLAYBOOK_DUPLICATE_NAME`);
+  });
+
+  it('exits 2 when a folder holds no YAML and counts a file named twice once', async () => {
+    const empty = await runCli(['validate', 'docs']);
+    const twice = await runCli(['validate', 'playbooks', 'playbooks/instance-down.yaml']);
+
+    expect(empty.exitCode).toBe(2);
+    expect(empty.stderr).toContain('no *.yaml or *.yml files in docs');
+    expect(twice.stdout).toBe('1 file checked, no problems\n');
+  });
+
+  it('says so when a file of another kind is given', async () => {
+    const result = await runCli(['simulate', 'examples/directory.yaml', '--trigger', FIRING]);
+
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain('this is a Directory, not a Playbook');
   });
 
   it('prints the location, code, message and an excerpt with a caret', async () => {

@@ -101,6 +101,18 @@ describe('tocsin serve after SIGKILL', () => {
     ]);
   });
 
+  it('stops a second service that cannot have the port before it resumes any incident', async () => {
+    const { config } = await setUp();
+    const first = await serve(config);
+    const port = new URL(first.url).port;
+
+    const second = await runToExit(['serve', '--config', config, '--port', port]);
+
+    expect(second.code).toBe(1);
+    expect(second.output).toContain('E_SERVER_LISTEN');
+    expect(second.output).not.toContain('incidents restored');
+  });
+
   it('fires an overdue escalation once at start when the process was down past its deadline', async () => {
     const { sandbox, config } = await setUp();
     const first = await serve(config);
@@ -126,6 +138,19 @@ describe('tocsin serve after SIGKILL', () => {
     expect(all).toHaveLength(4);
   });
 });
+
+async function runToExit(args: string[]): Promise<{ code: number | null; output: string }> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'tocsin.js'), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...ENV },
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { code, output };
+}
 
 async function trigger(url: string): Promise<string> {
   const response = await fetch(`${url}/hooks/alertmanager`, {

@@ -237,6 +237,33 @@ describe('engine', () => {
     );
   });
 
+  it('starts the playbooks that can start when another one lacks a value', () => {
+    const needy = parsePlaybook(
+      playbookText
+        .replace('name: instance-down', 'name: needs-runbook')
+        .replace(
+          '      job: commonLabels.job',
+          '      job: commonLabels.job\n      runbook: commonAnnotations.runbook_url',
+        )
+        .replace(
+          'variables:\n  alertname:',
+          'variables:\n  runbook: { type: string }\n  alertname:',
+        ),
+      'needs-runbook.yaml',
+    );
+    engine.loadPlaybooks([needy]);
+
+    const outcomes = engine.handleAlertmanager(firing, 'test');
+
+    expect(
+      outcomes.map((outcome) => [outcome.playbook, outcome.action, outcome.errorCode]),
+    ).toEqual([
+      ['instance-down', 'started', undefined],
+      ['needs-runbook', 'rejected', 'E_ENGINE_VARIABLE'],
+    ]);
+    expect(store.listIncidents()).toHaveLength(1);
+  });
+
   it('writes nothing when a payload lacks a variable without default', () => {
     const broken = {
       ...firing,

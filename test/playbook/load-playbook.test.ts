@@ -54,6 +54,7 @@ const CASES: InvalidCase[] = [
 const LOCATION_REGRESSIONS = [
   'undefined-alias.yaml',
   'unknown-variable-after-escaped-quote.yaml',
+  'unknown-variable-after-double-quoted-escapes.yaml',
   'unknown-variable-in-folded-template.yaml',
   'unknown-variable-after-blank-line-in-block-template.yaml',
 ];
@@ -91,6 +92,16 @@ describe('validatePlaybookText', () => {
       'E_PLAYBOOK_UNKNOWN_VARIABLE',
       51,
       32,
+    );
+  });
+
+  // Regression: \u, \t and \" escapes in double quotes moved the location to the next line.
+  it('reports the column of an undeclared variable after double-quoted escapes', () => {
+    expectOneProblem(
+      'unknown-variable-after-double-quoted-escapes.yaml',
+      'E_PLAYBOOK_UNKNOWN_VARIABLE',
+      51,
+      37,
     );
   });
 

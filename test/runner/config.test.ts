@@ -38,6 +38,12 @@ describe('service config', () => {
     expect(config.server.token).toBe('from-env');
   });
 
+  it('refuses an empty TOCSIN_TOKEN instead of locking everyone out', async () => {
+    await expect(loadServiceConfig(undefined, { TOCSIN_TOKEN: '' })).rejects.toMatchObject({
+      code: 'E_CONFIG_SECRET_MISSING',
+    });
+  });
+
   it('reads secrets from the environment and files, and paths from the config folder', async () => {
     writeFileSync(path.join(dir, 'smtp-password'), 'hunter2\n');
     const file = write(`apiVersion: tocsin/v1

@@ -150,6 +150,25 @@ describe('HTTP app', () => {
     });
   });
 
+  it.each([
+    ['a JSON array', '[1]'],
+    ['a number as "by"', '{"by": 5}'],
+    ['an overlong "by"', JSON.stringify({ by: 'x'.repeat(65) })],
+  ])('refuses an acknowledgement whose body is %s', async (_name, body) => {
+    const started = (await (await hook(firing)).json()) as { incidents: { incidentId: string }[] };
+    const id = started.incidents[0]?.incidentId ?? '';
+    const before = dumpDatabase(store);
+
+    const response = await app.request(`/api/incidents/${id}/ack`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body,
+    });
+
+    expect(response.status).toBe(422);
+    expect(dumpDatabase(store)).toEqual(before);
+  });
+
   it('answers 404 for an unknown incident and 409 for an ack of a closed one', async () => {
     const unknown = await app.request('/api/incidents/inc_nope/ack', {
       method: 'POST',
