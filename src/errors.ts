@@ -22,6 +22,17 @@ export const ERROR_CODES = {
     'a stage sends to an audience but has no message for one of its channels',
   E_PLAYBOOK_BAD_DURATION: 'a duration cannot be read',
   E_PLAYBOOK_UNREACHABLE_STAGE: 'a stage can never fire',
+  E_PLAYBOOK_ENDLESS_STAGE: 'a repeating stage has no until: and would never stop',
+  E_PLAYBOOK_SENSITIVE_CHANNEL:
+    'a message uses a variable more sensitive than its channel is trusted for',
+  E_PLAYBOOK_SENSITIVE_AUDIENCE:
+    'a message uses a variable more sensitive than its audience may be told',
+  E_PLAYBOOK_SMS_TOO_LONG: 'an SMS takes more parts than the budget, rendered with example values',
+  E_PLAYBOOK_WHATSAPP_NO_TEMPLATE:
+    'a WhatsApp message has no approved template for outside the 24-hour window',
+  E_PLAYBOOK_MISSING_TRANSLATION:
+    'people of an audience use a locale the message has no translation for',
+  E_PLAYBOOK_EMPTY_AUDIENCE: 'an audience selects nobody in the directory',
   E_TEMPLATE_SYNTAX: 'a Liquid template does not parse',
   E_TEMPLATE_RENDER: 'a Liquid template fails to render, for example on an undefined variable',
   E_DIRECTORY_DUPLICATE_ID: 'two people in the directory share an id',

@@ -58,11 +58,11 @@ export { parseAlertmanagerPayload } from './triggers/index.js';
 export type { AlertmanagerPayload, VariableValues } from './triggers/index.js';
 
 // channels
-export {
-  countSmsSegments,
-  createSmtpEmailChannel,
-  createTwilioSmsChannel,
-} from './channels/index.js';
+export { createSmtpEmailChannel, createTwilioSmsChannel } from './channels/index.js';
+
+// sms
+export { countSmsSegments } from './sms/index.js';
+export type { SmsSegments } from './sms/index.js';
 export type {
   ChannelAdapter,
   OutgoingMessage,

@@ -3,5 +3,3 @@ export { createTwilioSmsChannel } from './twilio-sms.js';
 export type { TwilioSmsConfig } from './twilio-sms.js';
 export { createSmtpEmailChannel } from './smtp-email.js';
 export type { SmtpEmailConfig } from './smtp-email.js';
-export { countSmsSegments } from './sms-segments.js';
-export type { SmsSegments } from './sms-segments.js';

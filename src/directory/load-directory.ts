@@ -16,6 +16,7 @@ interface PersonDefinition {
   timeZone?: string;
   roles?: string[];
   groups?: string[];
+  tags?: string[];
 }
 
 /**
@@ -69,10 +70,12 @@ export function parseDirectory(text: string, file: string): Directory {
 export function selectPeople(directory: Directory, selector: AudienceSelector): Person[] {
   const roles = new Set(selector.roles ?? []);
   const groups = new Set(selector.groups ?? []);
+  const tags = new Set(selector.tags ?? []);
   return directory.people.filter(
     (person) =>
       person.roles.some((role) => roles.has(role)) ||
-      person.groups.some((group) => groups.has(group)),
+      person.groups.some((group) => groups.has(group)) ||
+      person.tags.some((tag) => tags.has(tag)),
   );
 }
 
@@ -84,6 +87,7 @@ function toPerson(definition: PersonDefinition): Person {
     timeZone: definition.timeZone ?? 'UTC',
     roles: definition.roles ?? [],
     groups: definition.groups ?? [],
+    tags: definition.tags ?? [],
   };
   if (definition.phone !== undefined) person.phone = definition.phone;
   if (definition.email !== undefined) person.email = definition.email;

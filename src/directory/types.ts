@@ -8,6 +8,7 @@ export interface Person {
   timeZone: string;
   roles: string[];
   groups: string[];
+  tags: string[];
 }
 
 /** The people Tocsin may tell. */
@@ -16,8 +17,9 @@ export interface Directory {
   people: Person[];
 }
 
-/** How an audience picks people: anyone with one of the roles or in one of the groups. */
+/** How an audience picks people: anyone with one of the roles, in one of the groups, or with one of the tags. */
 export interface AudienceSelector {
   roles?: string[];
   groups?: string[];
+  tags?: string[];
 }

@@ -8,6 +8,8 @@ export interface IncidentTimer {
   id: string;
   stageId: string;
   dueAt: string;
+  /** Which firing of the stage this timer is for: 1, then 2, 3... for a repeating stage. */
+  occurrence: number;
 }
 
 /** A stage the machine decided to fire, or to skip, and when. */
@@ -71,9 +73,11 @@ export function buildMachine(stages: readonly Stage[]) {
         for (const stage of timed) {
           if (stage.after.toMillis() === 0) {
             fired.push({ stageId: stage.id, at: context.startedAt, occurrence: 1 });
+            const next = nextRepeat(stage, context.startedAt, 1);
+            if (next) timers.push(next);
           } else {
             const dueAt = start.plus(stage.after).toISO() ?? context.startedAt;
-            timers.push({ id: `stage:${stage.id}`, stageId: stage.id, dueAt });
+            timers.push({ id: `stage:${stage.id}`, stageId: stage.id, dueAt, occurrence: 1 });
           }
         }
         return { fired, timers };
@@ -84,11 +88,14 @@ export function buildMachine(stages: readonly Stage[]) {
         if (!timer) return {};
         const timers = context.timers.filter((candidate) => candidate !== timer);
         const stage = timed.find((candidate) => candidate.id === timer.stageId);
-        const decision = { stageId: timer.stageId, at: event.at, occurrence: 1 };
+        const decision = { stageId: timer.stageId, at: event.at, occurrence: timer.occurrence };
         if (stage?.unlessAcknowledged && context.acknowledgedAt !== null) {
           return { timers, skipped: [...context.skipped, decision] };
         }
-        return { timers, fired: [...context.fired, decision] };
+        // The next repeat counts from when this one was due, not from when it ran, so a late
+        // wake-up does not shift the whole series.
+        const next = stage && nextRepeat(stage, timer.dueAt, timer.occurrence);
+        return { timers: next ? [...timers, next] : timers, fired: [...context.fired, decision] };
       }),
       acknowledge: assign(({ context, event }) => {
         if (event.type !== 'ack.received') return {};
@@ -99,13 +106,17 @@ export function buildMachine(stages: readonly Stage[]) {
           timers: context.timers.filter((timer) => !isSkippedOnAck(timer.stageId)),
           skipped: [
             ...context.skipped,
-            ...dropped.map((timer) => ({ stageId: timer.stageId, at: event.at, occurrence: 1 })),
+            ...dropped.map((timer) => ({
+              stageId: timer.stageId,
+              at: event.at,
+              occurrence: timer.occurrence,
+            })),
           ],
           fired: [...context.fired, ...decide(onEvent('acknowledged'), event.at)],
         };
       }),
       close: assign(({ context, event }) => {
-        const stageIds = event.type === 'alert.resolved' ? onEvent('resolved') : [];
+        const closing = event.type === 'alert.resolved' ? 'resolved' : 'cancelled';
         return {
           closedAt: event.at,
           skipped: [
@@ -117,7 +128,7 @@ export function buildMachine(stages: readonly Stage[]) {
             })),
           ],
           timers: [],
-          fired: [...context.fired, ...decide(stageIds, event.at)],
+          fired: [...context.fired, ...decide(onEvent(closing), event.at)],
         };
       }),
     },
@@ -160,7 +171,20 @@ export function buildMachine(stages: readonly Stage[]) {
   });
 
   function isSkippedOnAck(stageId: string): boolean {
-    return timed.some((stage) => stage.id === stageId && stage.unlessAcknowledged);
+    return timed.some(
+      (stage) =>
+        stage.id === stageId && (stage.unlessAcknowledged || stage.until === 'acknowledged'),
+    );
+  }
+
+  function nextRepeat(
+    stage: (typeof timed)[number],
+    from: string,
+    occurrence: number,
+  ): IncidentTimer | undefined {
+    if (!stage.every) return undefined;
+    const dueAt = DateTime.fromISO(from, { zone: 'utc' }).plus(stage.every).toUTC().toISO() ?? from;
+    return { id: `stage:${stage.id}`, stageId: stage.id, dueAt, occurrence: occurrence + 1 };
   }
 }
 

@@ -4,14 +4,13 @@ import type { Actor } from 'xstate';
 
 import { toIsoUtc } from '../clock.js';
 import type { Clock } from '../clock.js';
-import { selectPeople } from '../directory/index.js';
-import type { Directory, Person } from '../directory/index.js';
-import { EngineError, TemplateError } from '../errors.js';
+import type { Directory } from '../directory/index.js';
+import { EngineError } from '../errors.js';
 import { createId } from '../ids.js';
 import { noopLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
-import { messageKey, parsePlaybook } from '../playbook/index.js';
-import type { ChannelKind, LoadedPlaybook } from '../playbook/index.js';
+import { parsePlaybook } from '../playbook/index.js';
+import type { LoadedPlaybook } from '../playbook/index.js';
 import type {
   IncidentRecord,
   IncidentStatus,
@@ -19,7 +18,6 @@ import type {
   NewOutboxMessage,
 } from '../store/index.js';
 import { TemplateEngine } from '../template/index.js';
-import type { CompiledTemplate, TemplateScope } from '../template/index.js';
 import {
   extractVariables,
   matchesAlertmanager,
@@ -27,6 +25,7 @@ import {
 } from '../triggers/index.js';
 import type { AlertmanagerPayload, VariableValues } from '../triggers/index.js';
 import { buildMachine } from './build-machine.js';
+import { decideMessages } from './decide-messages.js';
 import type { IncidentEvent, IncidentMachine, StageDecision } from './build-machine.js';
 
 /** What the engine needs from the world. */
@@ -440,106 +439,17 @@ export class Engine {
   }
 
   private decideMessages(running: RunningIncident, decision: StageDecision): NewOutboxMessage[] {
-    const { playbook } = running.version;
-    const stage = playbook.definition.stages.find((candidate) => candidate.id === decision.stageId);
-    if (!stage) return [];
-
-    const snapshot = running.actor.getSnapshot();
-    const incidentScope: TemplateScope['incident'] = {
-      id: running.id,
-      playbook: playbook.name,
-      version: playbook.version,
-      startedAt: snapshot.context.startedAt,
-      acknowledged: snapshot.context.acknowledgedAt !== null,
-      acknowledgedBy: snapshot.context.acknowledgedBy,
-      status: this.statusOf(running),
-    };
-
-    const messages: NewOutboxMessage[] = [];
-    const seen = new Set<string>();
-    let unreachable = 0;
-    for (const audienceId of stage.audiences) {
-      const audience = playbook.definition.audiences[audienceId];
-      const compiled = playbook.messages.get(messageKey(stage.id, audienceId));
-      if (!audience || !compiled) continue;
-
-      for (const person of selectPeople(this.directory, audience.select)) {
-        const channel = audience.channels.find((kind) => addressOf(person, kind) !== undefined);
-        if (!channel) {
-          unreachable++;
-          continue;
-        }
-        const key = `${person.id}\u0000${channel}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-
-        const scope: TemplateScope = {
-          vars: running.variables,
-          incident: incidentScope,
-          recipient: {
-            id: person.id,
-            name: person.name,
-            locale: person.locale,
-            timeZone: person.timeZone,
-          },
-          stage: { id: stage.id },
-        };
-        messages.push(
-          this.renderMessage(running, decision, audienceId, person, channel, compiled, scope),
-        );
-      }
-    }
-
-    if (unreachable > 0)
-      running.log.warn({ stageId: stage.id, unreachable }, 'recipients without an address');
-    return messages;
-  }
-
-  private renderMessage(
-    running: RunningIncident,
-    decision: StageDecision,
-    audienceId: string,
-    person: Person,
-    channel: ChannelKind,
-    compiled: {
-      sms?: CompiledTemplate;
-      email?: { subject: CompiledTemplate; text: CompiledTemplate };
-    },
-    scope: TemplateScope,
-  ): NewOutboxMessage {
-    const base = {
+    return decideMessages({
+      playbook: running.version.playbook,
+      directory: this.directory,
+      templates: this.templates,
       incidentId: running.id,
-      stageId: decision.stageId,
-      occurrence: decision.occurrence,
-      audienceId,
-      personId: person.id,
-      channel,
-      address: addressOf(person, channel) ?? '',
-      decidedAt: decision.at,
-    };
-    try {
-      const subject =
-        channel === 'email' && compiled.email
-          ? this.templates.render(compiled.email.subject, scope)
-          : null;
-      const template = channel === 'email' ? compiled.email?.text : compiled.sms;
-      const body = template ? this.templates.render(template, scope) : '';
-      return { ...base, subject, body, status: 'decided', errorCode: null, errorMessage: null };
-    } catch (error) {
-      if (!(error instanceof TemplateError)) throw error;
-      running.log.error(
-        { err: error, stageId: decision.stageId, personId: person.id },
-        'message not rendered',
-      );
-      return {
-        ...base,
-        subject: null,
-        body: '',
-        status: 'failed',
-        errorCode: error.code,
-        errorMessage: error.message,
-      };
-    }
+      status: this.statusOf(running),
+      variables: running.variables,
+      context: running.actor.getSnapshot().context,
+      decision,
+      log: running.log,
+    });
   }
 
   private afterCommit(messageCount: number): void {
@@ -646,14 +556,5 @@ export class Engine {
     if (snapshot.matches('resolved')) return 'resolved';
     if (snapshot.matches('cancelled')) return 'cancelled';
     return 'open';
-  }
-}
-
-function addressOf(person: Person, channel: ChannelKind): string | undefined {
-  switch (channel) {
-    case 'sms':
-      return person.phone;
-    case 'email':
-      return person.email;
   }
 }

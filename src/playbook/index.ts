@@ -1,5 +1,13 @@
-export { loadPlaybook, messageKey, parsePlaybook, validatePlaybookText } from './load-playbook.js';
-export type { CompiledMessage, LoadedPlaybook, LoadPlaybookOptions } from './load-playbook.js';
+export { loadPlaybook, parsePlaybook, validatePlaybookText } from './load-playbook.js';
+export type { LoadedPlaybook, LoadPlaybookOptions } from './load-playbook.js';
+export {
+  channelTrust,
+  compileMessages,
+  DEFAULT_CHANNEL_TRUST,
+  messageKey,
+  SENSITIVITY_ORDER,
+} from './check-messages.js';
+export type { CompiledMessage, CompiledVariant } from './check-messages.js';
 export { checkSchema } from './check-schema.js';
 export type { SchemaName } from './check-schema.js';
 export { parseDuration } from './duration.js';

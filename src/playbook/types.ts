@@ -1,16 +1,22 @@
 import type { Duration } from 'luxon';
 
 /** A channel kind a playbook can send over; the service config maps each kind to a provider. */
-export type ChannelKind = 'sms' | 'email';
+export type ChannelKind = 'sms' | 'whatsapp' | 'email';
+
+/** How sensitive content is; a channel's trust and an audience's limit use the same scale. */
+export type Sensitivity = 'public' | 'internal' | 'confidential' | 'restricted';
 
 /** Events of the incident that can fire a stage. */
-export type StageEvent = 'acknowledged' | 'resolved';
+export type StageEvent = 'acknowledged' | 'resolved' | 'cancelled';
 
 /** The playbook as written in YAML, after the schema accepted it. */
 export interface PlaybookDefinition {
   apiVersion: 'tocsin/v1';
   kind: 'Playbook';
   metadata: { name: string; version: number; owner?: string; description?: string };
+  locale?: string;
+  channels?: Partial<Record<ChannelKind, { trust?: Sensitivity }>>;
+  limits?: { smsSegments?: number };
   triggers: TriggerDefinition[];
   variables?: Record<string, VariableDefinition>;
   audiences: Record<string, AudienceDefinition>;
@@ -25,15 +31,19 @@ export interface TriggerDefinition {
 }
 
 export interface VariableDefinition {
-  type: 'string' | 'number' | 'boolean';
+  type: 'string' | 'number' | 'boolean' | 'enum' | 'duration';
   description?: string;
+  values?: string[];
   default?: string | number | boolean;
+  example?: string | number | boolean;
+  sensitivity?: Sensitivity;
 }
 
 export interface AudienceDefinition {
   description?: string;
-  select: { roles?: string[]; groups?: string[] };
+  select: { roles?: string[]; groups?: string[]; tags?: string[] };
   channels: ChannelKind[];
+  maxSensitivity?: Sensitivity;
 }
 
 export interface StageDefinition {
@@ -42,17 +52,38 @@ export interface StageDefinition {
   after?: string;
   on?: StageEvent;
   unless?: 'acknowledged';
+  every?: string;
+  until?: 'resolved' | 'acknowledged';
   audiences: string[];
 }
 
-export interface MessageDefinition {
+/** One language's texts of a message, per channel. */
+export interface MessageVariantDefinition {
   sms?: string;
+  whatsapp?: {
+    text?: string;
+    template?: { name: string; language: string; parameters?: string[] };
+  };
   email?: { subject: string; text: string };
+}
+
+/** A message in the playbook's locale, with translations. */
+export interface MessageDefinition extends MessageVariantDefinition {
+  locales?: Record<string, MessageVariantDefinition>;
 }
 
 /** A stage with its timing read: either an offset from the start or an event. */
 export type Stage =
-  | { id: string; kind: 'timed'; after: Duration; unlessAcknowledged: boolean; audiences: string[] }
+  | {
+      id: string;
+      kind: 'timed';
+      after: Duration;
+      unlessAcknowledged: boolean;
+      /** For a repeating stage: how often, and what ends it. */
+      every?: Duration;
+      until?: 'resolved' | 'acknowledged';
+      audiences: string[];
+    }
   | { id: string; kind: 'event'; on: StageEvent; audiences: string[] };
 
 /** A checked playbook, ready to compile into a machine. */

@@ -8,16 +8,26 @@ import type { SourceLocation } from '../errors.js';
 /** Names a template may read at its top level. */
 export const TEMPLATE_ROOTS = {
   vars: 'the incident variables declared under variables:',
-  incident: 'id, playbook, version, startedAt, acknowledged, acknowledgedBy, status',
+  incident:
+    'id, playbook, version, startedAt, elapsedMinutes, acknowledged, acknowledgedBy, status',
   recipient: 'id, name, locale, timeZone',
-  stage: 'id',
+  stage: 'id, occurrence, nextAt',
 } as const;
 
 /** Fields each root other than `vars` offers. */
 export const TEMPLATE_FIELDS: Record<Exclude<keyof typeof TEMPLATE_ROOTS, 'vars'>, string[]> = {
-  incident: ['id', 'playbook', 'version', 'startedAt', 'acknowledged', 'acknowledgedBy', 'status'],
+  incident: [
+    'id',
+    'playbook',
+    'version',
+    'startedAt',
+    'elapsedMinutes',
+    'acknowledged',
+    'acknowledgedBy',
+    'status',
+  ],
   recipient: ['id', 'name', 'locale', 'timeZone'],
-  stage: ['id'],
+  stage: ['id', 'occurrence', 'nextAt'],
 };
 
 /** What a template sees when it renders. */
@@ -28,12 +38,14 @@ export interface TemplateScope {
     playbook: string;
     version: number;
     startedAt: string;
+    elapsedMinutes: number;
     acknowledged: boolean;
     acknowledgedBy: string | null;
     status: string;
   };
   recipient: { id: string; name: string; locale: string; timeZone: string };
-  stage: { id: string };
+  /** `nextAt`: when a repeating stage fires next, or null. */
+  stage: { id: string; occurrence: number; nextAt: string | null };
 }
 
 /** Maps a 0-based offset in the template text to its place in the playbook file. */

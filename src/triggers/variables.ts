@@ -1,4 +1,5 @@
 import { EngineError } from '../errors.js';
+import { parseDuration } from '../playbook/index.js';
 import type { VariableDefinition } from '../playbook/index.js';
 
 /** Incident variable values, typed as the playbook declares them. */
@@ -29,7 +30,7 @@ export function extractVariables(
       values[name] = definition.default;
       continue;
     }
-    values[name] = convert(name, definition.type, raw);
+    values[name] = convert(name, definition, raw);
   }
   return values;
 }
@@ -47,9 +48,10 @@ export function readPath(value: unknown, path: string): unknown {
 
 function convert(
   name: string,
-  type: VariableDefinition['type'],
+  definition: VariableDefinition,
   raw: unknown,
 ): string | number | boolean {
+  const { type } = definition;
   switch (type) {
     case 'string':
       if (typeof raw === 'string' || typeof raw === 'number' || typeof raw === 'boolean') {
@@ -64,6 +66,15 @@ function convert(
     case 'boolean':
       if (typeof raw === 'boolean') return raw;
       if (raw === 'true' || raw === 'false') return raw === 'true';
+      break;
+    case 'enum':
+      if (typeof raw === 'string' && definition.values?.includes(raw)) return raw;
+      throw new EngineError(
+        'E_ENGINE_VARIABLE',
+        `variable "${name}" must be one of ${(definition.values ?? []).map((value) => `"${value}"`).join(', ')}; fix the trigger mapping or the sender`,
+      );
+    case 'duration':
+      if (typeof raw === 'string' && parseDuration(raw)) return raw;
       break;
   }
   throw new EngineError(

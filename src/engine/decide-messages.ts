@@ -1,0 +1,185 @@
+import { DateTime } from 'luxon';
+
+import { selectPeople } from '../directory/index.js';
+import type { Directory, Person } from '../directory/index.js';
+import { TemplateError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { messageKey } from '../playbook/index.js';
+import type { ChannelKind, CompiledVariant, LoadedPlaybook } from '../playbook/index.js';
+import type { NewOutboxMessage } from '../store/index.js';
+import type { TemplateEngine, TemplateScope } from '../template/index.js';
+import type { VariableValues } from '../triggers/index.js';
+import type { IncidentContext, StageDecision } from './build-machine.js';
+
+/** Everything needed to turn one stage decision into outbox rows. */
+export interface DecideMessagesInput {
+  playbook: LoadedPlaybook;
+  directory: Directory;
+  templates: TemplateEngine;
+  incidentId: string;
+  status: string;
+  variables: VariableValues;
+  context: IncidentContext;
+  decision: StageDecision;
+  log: Logger;
+}
+
+/**
+ * The messages a fired stage sends: each person of each audience on the first channel of the
+ * audience's order they have an address for, in their locale (or the nearest one the message
+ * has), once per person and channel however many of the stage's audiences they are in.
+ */
+export function decideMessages(input: DecideMessagesInput): NewOutboxMessage[] {
+  const { playbook, decision, context } = input;
+  const stage = playbook.definition.stages.find((candidate) => candidate.id === decision.stageId);
+  if (!stage) return [];
+
+  const elapsed = DateTime.fromISO(decision.at).diff(DateTime.fromISO(context.startedAt));
+  const nextTimer = context.timers.find((timer) => timer.stageId === stage.id);
+  const incident: TemplateScope['incident'] = {
+    id: input.incidentId,
+    playbook: playbook.name,
+    version: playbook.version,
+    startedAt: context.startedAt,
+    elapsedMinutes: Math.max(0, Math.floor(elapsed.as('minutes'))),
+    acknowledged: context.acknowledgedAt !== null,
+    acknowledgedBy: context.acknowledgedBy,
+    status: input.status,
+  };
+  const stageScope = {
+    id: stage.id,
+    occurrence: decision.occurrence,
+    nextAt: nextTimer?.dueAt ?? null,
+  };
+
+  const messages: NewOutboxMessage[] = [];
+  const seen = new Set<string>();
+  let unreachable = 0;
+  for (const audienceId of stage.audiences) {
+    const audience = playbook.definition.audiences[audienceId];
+    const compiled = playbook.messages.get(messageKey(stage.id, audienceId));
+    if (!audience || !compiled) continue;
+
+    for (const person of selectPeople(input.directory, audience.select)) {
+      const channel = audience.channels.find((kind) => addressOf(person, kind) !== undefined);
+      if (!channel) {
+        unreachable++;
+        continue;
+      }
+      const key = `${person.id}\u0000${channel}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+
+      const variant = chooseVariant(compiled.locales, compiled.main, person.locale);
+      const scope: TemplateScope = {
+        vars: input.variables,
+        incident,
+        recipient: {
+          id: person.id,
+          name: person.name,
+          locale: person.locale,
+          timeZone: person.timeZone,
+        },
+        stage: stageScope,
+      };
+      const base: Omit<
+        NewOutboxMessage,
+        'subject' | 'body' | 'status' | 'errorCode' | 'errorMessage'
+      > = {
+        incidentId: input.incidentId,
+        stageId: stage.id,
+        occurrence: decision.occurrence,
+        audienceId,
+        personId: person.id,
+        channel,
+        address: addressOf(person, channel) ?? '',
+        decidedAt: decision.at,
+      };
+      messages.push(render(input, base, variant, channel, scope));
+    }
+  }
+
+  if (unreachable > 0)
+    input.log.warn({ stageId: stage.id, unreachable }, 'recipients without an address');
+  return messages;
+}
+
+/** Where a person is reached on a channel; WhatsApp uses the mobile number. */
+export function addressOf(person: Person, channel: ChannelKind): string | undefined {
+  switch (channel) {
+    case 'sms':
+    case 'whatsapp':
+      return person.phone;
+    case 'email':
+      return person.email;
+  }
+}
+
+/** The exact locale, else its language (de-AT → de), else the playbook's own. */
+function chooseVariant(
+  locales: Map<string, CompiledVariant>,
+  main: CompiledVariant,
+  locale: string,
+): CompiledVariant {
+  return locales.get(locale) ?? locales.get(locale.split('-')[0] ?? locale) ?? main;
+}
+
+function render(
+  input: DecideMessagesInput,
+  base: Omit<NewOutboxMessage, 'subject' | 'body' | 'status' | 'errorCode' | 'errorMessage'>,
+  variant: CompiledVariant,
+  channel: ChannelKind,
+  scope: TemplateScope,
+): NewOutboxMessage {
+  const { templates } = input;
+  try {
+    const { subject, body } = renderParts(templates, variant, channel, scope);
+    return { ...base, subject, body, status: 'decided', errorCode: null, errorMessage: null };
+  } catch (error) {
+    if (!(error instanceof TemplateError)) throw error;
+    input.log.error(
+      { err: error, stageId: base.stageId, personId: base.personId },
+      'message not rendered',
+    );
+    return {
+      ...base,
+      subject: null,
+      body: '',
+      status: 'failed',
+      errorCode: error.code,
+      errorMessage: error.message,
+    };
+  }
+}
+
+function renderParts(
+  templates: TemplateEngine,
+  variant: CompiledVariant,
+  channel: ChannelKind,
+  scope: TemplateScope,
+): { subject: string | null; body: string } {
+  switch (channel) {
+    case 'sms':
+      return { subject: null, body: variant.sms ? templates.render(variant.sms, scope) : '' };
+    case 'email':
+      if (!variant.email) return { subject: null, body: '' };
+      return {
+        subject: templates.render(variant.email.subject, scope),
+        body: templates.render(variant.email.text, scope),
+      };
+    case 'whatsapp': {
+      // Both forms are kept: the channel sends the text inside the 24-hour window and the
+      // approved template outside it.
+      const whatsapp = variant.whatsapp;
+      const text = whatsapp?.text ? templates.render(whatsapp.text, scope) : null;
+      const template = whatsapp?.template && {
+        name: whatsapp.template.name,
+        language: whatsapp.template.language,
+        parameters: whatsapp.template.parameters.map((parameter) =>
+          templates.render(parameter, scope),
+        ),
+      };
+      return { subject: null, body: JSON.stringify({ text, template: template ?? null }) };
+    }
+  }
+}

@@ -1,0 +1,2 @@
+export { countSmsSegments } from './sms-segments.js';
+export type { SmsSegments } from './sms-segments.js';
