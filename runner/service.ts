@@ -6,6 +6,7 @@ import { serve } from '@hono/node-server';
 import type { ServerType } from '@hono/node-server';
 
 import {
+  checkAudiences,
   createDispatcher,
   createEngine,
   createSmtpEmailChannel,
@@ -46,6 +47,14 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const playbooks = await Promise.all(files.map((file) => loadPlaybook(file, { templates })));
   rejectDuplicateNames(playbooks);
   const directory = await loadDirectory(config.directory);
+  for (const playbook of playbooks) {
+    for (const problem of checkAudiences(playbook, directory)) {
+      log.warn(
+        { playbookId: playbook.name, code: problem.code, line: problem.location.line },
+        'playbook does not fit the directory',
+      );
+    }
+  }
 
   // Channels: the stand-ins in sandbox mode, the configured providers otherwise.
   const sandbox = config.sandbox ? await startSandbox() : undefined;

@@ -47,7 +47,7 @@ export type {
 } from './playbook/index.js';
 
 // directory
-export { loadDirectory, parseDirectory, selectPeople } from './directory/index.js';
+export { checkAudiences, loadDirectory, parseDirectory, selectPeople } from './directory/index.js';
 export type { Directory, Person } from './directory/index.js';
 
 // templates

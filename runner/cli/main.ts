@@ -19,9 +19,12 @@ program
   .addOption(
     new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'),
   )
-  .action(async (paths: string[], options: { format: 'text' | 'json' }) => {
+  .option('--directory <file>', 'also check audiences and translations against these people')
+  .action(async (paths: string[], options: { format: 'text' | 'json'; directory?: string }) => {
     const { formatValidateText, validateFiles } = await import('./validate.js');
-    const { result, texts } = await validateFiles(paths);
+    const { loadDirectory } = await import('../../src/index.js');
+    const directory = options.directory ? await loadDirectory(options.directory) : undefined;
+    const { result, texts } = await validateFiles(paths, directory ? { directory } : {});
     const output =
       options.format === 'json'
         ? JSON.stringify(result, null, 2)

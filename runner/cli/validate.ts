@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 
 import {
+  checkAudiences,
   locate,
   parseDirectory,
   parsePlaybook,
@@ -9,7 +10,7 @@ import {
   PlaybookValidationError,
   TocsinError,
 } from '../../src/index.js';
-import type { Problem } from '../../src/index.js';
+import type { Directory, Problem } from '../../src/index.js';
 import { loadServiceConfig } from '../config.js';
 import { UsageError } from '../errors.js';
 import { findPlaybookFiles } from '../load-playbooks.js';
@@ -24,6 +25,7 @@ export interface ValidateResult {
 /** Checks playbooks, directories and service configs; the `kind:` of each file says which. */
 export async function validateFiles(
   paths: readonly string[],
+  options: { directory?: Directory } = {},
 ): Promise<{ result: ValidateResult; texts: Map<string, string> }> {
   const files = [...new Set(await findPlaybookFiles(paths))];
   if (files.length === 0) {
@@ -50,7 +52,7 @@ export async function validateFiles(
       continue;
     }
     texts.set(file, text);
-    const { kind, problems } = await checkText(text, file);
+    const { kind, problems } = await checkText(text, file, options.directory);
     if (kind === 'Playbook') problems.push(...checkUniqueName(text, file, names));
     result.files.push({ file, kind, problems });
     result.problemCount += problems.length;
@@ -71,6 +73,7 @@ export function formatValidateText(result: ValidateResult, texts: Map<string, st
 async function checkText(
   text: string,
   file: string,
+  directory: Directory | undefined,
 ): Promise<{ kind: string; problems: Problem[] }> {
   let kind = 'unknown';
   try {
@@ -78,7 +81,10 @@ async function checkText(
     kind = typeof value?.kind === 'string' ? value.kind : 'unknown';
     if (kind === 'Directory') parseDirectory(text, file);
     else if (kind === 'Config') await loadServiceConfig(file, {}, { resolveSecrets: false });
-    else parsePlaybook(text, file);
+    else {
+      const playbook = parsePlaybook(text, file);
+      return { kind, problems: directory ? checkAudiences(playbook, directory) : [] };
+    }
     return { kind, problems: [] };
   } catch (error) {
     return { kind, problems: toProblems(error, file) };

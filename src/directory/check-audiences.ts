@@ -1,0 +1,54 @@
+import type { Problem } from '../errors.js';
+import { locate, parseYamlSource } from '../playbook/index.js';
+import type { LoadedPlaybook } from '../playbook/index.js';
+import { selectPeople } from './load-directory.js';
+import type { Directory } from './types.js';
+
+/**
+ * Checks a playbook against the people it would reach: every audience selects somebody, and
+ * every message has a translation for each locale its audience's people use (a person whose
+ * language has none would get the playbook's main locale).
+ */
+export function checkAudiences(playbook: LoadedPlaybook, directory: Directory): Problem[] {
+  const source = parseYamlSource(playbook.source, playbook.file);
+  const { definition } = playbook;
+  const main = language(definition.locale ?? 'en');
+  const problems: Problem[] = [];
+
+  for (const [audienceId, audience] of Object.entries(definition.audiences)) {
+    const people = selectPeople(directory, audience.select);
+    if (people.length === 0) {
+      problems.push({
+        code: 'E_PLAYBOOK_EMPTY_AUDIENCE',
+        message: `audience "${audienceId}" selects nobody in ${directory.file}; fix its select: or add the people to the directory`,
+        location: locate(source, ['audiences', audienceId], 'key'),
+      });
+      continue;
+    }
+
+    const used = [...new Set(people.map((person) => person.locale))];
+    for (const [stageId, byAudience] of Object.entries(definition.messages)) {
+      const message = byAudience[audienceId];
+      if (!message) continue;
+      const translated = Object.keys(message.locales ?? {});
+      const missing = used.filter(
+        (locale) =>
+          language(locale) !== main &&
+          !translated.includes(locale) &&
+          !translated.includes(language(locale)),
+      );
+      if (missing.length === 0) continue;
+      const list = missing.map((locale) => `"${locale}"`).join(', ');
+      problems.push({
+        code: 'E_PLAYBOOK_MISSING_TRANSLATION',
+        message: `people of audience "${audienceId}" read ${list}, but this message has no translation for it; add ${missing.map((locale) => `locales.${language(locale)}`).join(', ')}`,
+        location: locate(source, ['messages', stageId, audienceId], 'key'),
+      });
+    }
+  }
+  return problems;
+}
+
+function language(locale: string): string {
+  return locale.split('-')[0] ?? locale;
+}
