@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 
-import { DateTime } from 'luxon';
-import type { Duration } from 'luxon';
+import { DateTime, Duration } from 'luxon';
 
 import {
   createEngine,
@@ -12,7 +11,7 @@ import {
   parseAlertmanagerPayload,
   TocsinError,
 } from '../../src/index.js';
-import type { Directory } from '../../src/index.js';
+import type { Directory, LoadedPlaybook } from '../../src/index.js';
 
 /** Options of one simulated run. */
 export interface SimulateOptions {
@@ -91,10 +90,12 @@ export async function simulate(options: SimulateOptions): Promise<SimulationResu
       options.ackAfter.toMillis(),
     );
   }
-  if (options.resolveAfter) {
+  const resolveAfter =
+    options.resolveAfter ?? (options.resolveAtEnd ? defaultResolveAfter(playbook) : undefined);
+  if (resolveAfter) {
     clock.setTimeout(
       () => tryEvent(() => engine.resolve(incidentId, 'simulation')),
-      options.resolveAfter.toMillis(),
+      resolveAfter.toMillis(),
     );
   }
 
@@ -134,7 +135,7 @@ export function formatSimulationText(result: SimulationResult): string {
         `            ${message.channel.padEnd(5)} ${message.name} (${message.personId})${message.status === 'failed' ? ' NOT RENDERED' : ''}`,
       );
       if (message.subject !== null) lines.push(`                  subject: ${message.subject}`);
-      for (const line of message.body.trimEnd().split('\n'))
+      for (const line of toDisplayBody(message).split('\n'))
         lines.push(`                  | ${line}`);
     }
   }
@@ -146,6 +147,19 @@ export function formatSimulationText(result: SimulationResult): string {
     `${result.totals.messages} messages (${channels || 'none'}); incident ${result.status}. Nothing was sent.`,
   );
   return lines.join('\n');
+}
+
+/** A WhatsApp body holds the free text and the template; show what a person would see. */
+function toDisplayBody(message: { channel: string; body: string }): string {
+  if (message.channel !== 'whatsapp') return message.body.trimEnd();
+  const parsed = JSON.parse(message.body) as {
+    text: string | null;
+    template: { name: string; language: string; parameters: string[] } | null;
+  };
+  const template = parsed.template
+    ? `template ${parsed.template.name} (${parsed.template.language}): ${parsed.template.parameters.join(' | ')}`
+    : undefined;
+  return [parsed.text, template].filter((part): part is string => Boolean(part)).join('\n');
 }
 
 function toResult(
@@ -169,7 +183,11 @@ function toResult(
       const fired =
         entry.type === 'stage.fired'
           ? messages
-              .filter((message) => message.stageId === stageId)
+              .filter(
+                (message) =>
+                  message.stageId === stageId &&
+                  message.occurrence === Number(entry.data.occurrence ?? 1),
+              )
               .map((message) => ({
                 personId: message.personId,
                 name: names.get(message.personId) ?? message.personId,
@@ -210,6 +228,22 @@ function toOffset(start: DateTime, at: DateTime): string {
     seconds > 0 ? `${seconds}s` : '',
   ];
   return `+${parts.join('') || '0m'}`;
+}
+
+/**
+ * When to resolve if the user did not say: after two rounds of the slowest repeating stage, so
+ * updates show without repeating for days; undefined when nothing repeats, and the incident is
+ * resolved once no timer is left.
+ */
+function defaultResolveAfter(playbook: LoadedPlaybook): Duration | undefined {
+  let latest = 0;
+  let slowest = 0;
+  for (const stage of playbook.stages) {
+    if (stage.kind !== 'timed') continue;
+    latest = Math.max(latest, stage.after.toMillis());
+    slowest = Math.max(slowest, stage.every?.toMillis() ?? 0);
+  }
+  return slowest === 0 ? undefined : Duration.fromMillis(latest + 2 * slowest);
 }
 
 function tryEvent(event: () => void): void {

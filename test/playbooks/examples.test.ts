@@ -1,0 +1,82 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+
+import { DateTime } from 'luxon';
+import { describe, expect, it } from 'vitest';
+
+import { simulate } from '../../runner/cli/simulate.js';
+import { checkAudiences, loadDirectory, loadPlaybook } from '../../src/index.js';
+
+// Examples are tests: every playbook in playbooks/ loads clean, fits the example directory, and
+// plays through a simulation with its trigger.
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+const DIRECTORY = path.join(ROOT, 'examples/directory.yaml');
+const TRIGGERS: Record<string, string> = {
+  'instance-down': 'alertmanager-firing.json',
+  'datacenter-outage': 'alertmanager-datacenter-firing.json',
+  'service-degradation': 'alertmanager-service-degraded-firing.json',
+};
+const EXPECTED_TIMELINES: Record<string, string[]> = {
+  'instance-down': ['+0m alert-oncall', '+15m escalate-management', '+15m all-clear'],
+  'datacenter-outage': [
+    '+0m alert-oncall',
+    '+10m convene-crisis-team',
+    '+20m inform-staff',
+    '+30m crisis-update',
+    '+1h crisis-update',
+    '+1h30m all-clear',
+  ],
+  'service-degradation': ['+0m first-notice', '+30m update', '+1h update', '+1h30m resolved'],
+};
+const files = readdirSync(path.join(ROOT, 'playbooks')).filter((name) => name.endsWith('.yaml'));
+
+describe('example playbooks', () => {
+  it('are at least three, each with a trigger and an expected timeline here', () => {
+    const names = files.map((file) => file.replace(/\.yaml$/, '')).sort();
+
+    expect(names.length).toBeGreaterThanOrEqual(3);
+    expect(Object.keys(TRIGGERS).sort()).toEqual(names);
+  });
+
+  it.each(files)('%s loads clean and fits the example directory', async (file) => {
+    const playbook = await loadPlaybook(path.join(ROOT, 'playbooks', file));
+    const directory = await loadDirectory(DIRECTORY);
+
+    expect(checkAudiences(playbook, directory)).toEqual([]);
+  });
+
+  it.each(files)('%s plays through a simulation', async (file) => {
+    const name = file.replace(/\.yaml$/, '');
+
+    const result = await simulate({
+      playbookFile: path.join(ROOT, 'playbooks', file),
+      triggerFile: path.join(ROOT, 'test/fixtures/webhooks', TRIGGERS[name] ?? ''),
+      directoryFile: DIRECTORY,
+      start: DateTime.fromISO('2026-12-03T09:00:00Z'),
+      resolveAtEnd: true,
+    });
+
+    const fired = result.timeline.filter((entry) => entry.type === 'stage.fired');
+    expect(fired.map((entry) => `${entry.offset} ${entry.stageId}`)).toEqual(
+      EXPECTED_TIMELINES[name],
+    );
+    expect(fired.every((entry) => (entry.messages ?? []).length > 0)).toBe(true);
+    expect(result.status).toBe('resolved');
+  });
+
+  it('tells people in their own language, and the others in the playbook locale', async () => {
+    const result = await simulate({
+      playbookFile: path.join(ROOT, 'playbooks/datacenter-outage.yaml'),
+      triggerFile: path.join(ROOT, 'test/fixtures/webhooks/alertmanager-datacenter-firing.json'),
+      directoryFile: DIRECTORY,
+      start: DateTime.fromISO('2026-12-03T09:00:00Z'),
+      resolveAtEnd: true,
+    });
+
+    const staff = result.timeline.find((entry) => entry.stageId === 'inform-staff')?.messages ?? [];
+    const byPerson = Object.fromEntries(staff.map((message) => [message.personId, message.body]));
+    expect(byPerson.gustav).toMatch(/^Störung im Rechenzentrum FRA-2/);
+    expect(byPerson.ada).toMatch(/^Outage at data centre FRA-2/);
+    expect(staff.every((message) => message.channel === 'sms')).toBe(true);
+  });
+});
