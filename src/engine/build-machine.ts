@@ -93,8 +93,9 @@ export function buildMachine(stages: readonly Stage[]) {
           return { timers, skipped: [...context.skipped, decision] };
         }
         // The next repeat counts from when this one was due, not from when it ran, so a late
-        // wake-up does not shift the whole series.
-        const next = stage && nextRepeat(stage, timer.dueAt, timer.occurrence);
+        // wake-up does not shift the whole series; repeats missed while down are not sent in a
+        // burst.
+        const next = stage && nextRepeat(stage, timer.dueAt, timer.occurrence, event.at);
         return { timers: next ? [...timers, next] : timers, fired: [...context.fired, decision] };
       }),
       acknowledge: assign(({ context, event }) => {
@@ -181,9 +182,13 @@ export function buildMachine(stages: readonly Stage[]) {
     stage: (typeof timed)[number],
     from: string,
     occurrence: number,
+    now: string = from,
   ): IncidentTimer | undefined {
-    if (!stage.every) return undefined;
-    const dueAt = DateTime.fromISO(from, { zone: 'utc' }).plus(stage.every).toUTC().toISO() ?? from;
+    if (!stage.every || stage.every.toMillis() <= 0) return undefined;
+    const nowMs = DateTime.fromISO(now).toMillis();
+    let due = DateTime.fromISO(from, { zone: 'utc' }).plus(stage.every);
+    while (due.toMillis() <= nowMs) due = due.plus(stage.every);
+    const dueAt = due.toUTC().toISO() ?? from;
     return { id: `stage:${stage.id}`, stageId: stage.id, dueAt, occurrence: occurrence + 1 };
   }
 }

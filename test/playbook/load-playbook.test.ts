@@ -45,6 +45,12 @@ const CASES: InvalidCase[] = [
   ['liquid-syntax.yaml', 'E_TEMPLATE_SYNTAX', 51, 21],
   // liquidjs places an unknown filter at the start of its output ({{), not at the filter name.
   ['unknown-filter.yaml', 'E_TEMPLATE_SYNTAX', 51, 23],
+  ['endless-stage.yaml', 'E_PLAYBOOK_ENDLESS_STAGE', 32, 5],
+  ['sensitive-variable-over-sms.yaml', 'E_PLAYBOOK_SENSITIVE_CHANNEL', 41, 61],
+  ['sensitive-variable-to-audience.yaml', 'E_PLAYBOOK_SENSITIVE_AUDIENCE', 47, 69],
+  ['sms-too-long.yaml', 'E_PLAYBOOK_SMS_TOO_LONG', 43, 12],
+  ['whatsapp-without-template.yaml', 'E_PLAYBOOK_WHATSAPP_NO_TEMPLATE', 41, 7],
+  ['enum-default-not-a-value.yaml', 'E_PLAYBOOK_BAD_DEFAULT', 15, 60],
 ];
 
 /**
