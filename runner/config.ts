@@ -9,7 +9,7 @@ import {
   parseDuration,
   parseYamlSource,
   PlaybookValidationError,
-} from '../src/index.js';
+} from '../src/checks.js';
 import type { SmtpEmailConfig, TwilioSmsConfig } from '../src/index.js';
 
 /** The package's own folder, where the example playbook and directory live. */

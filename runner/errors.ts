@@ -1,4 +1,4 @@
-import { TocsinError } from '../src/index.js';
+import { TocsinError } from '../src/checks.js';
 
 /** A mistake in how the CLI was called: printed with a hint, exit code 2. */
 export class UsageError extends TocsinError {

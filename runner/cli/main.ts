@@ -22,7 +22,7 @@ program
   .option('--directory <file>', 'also check audiences and translations against these people')
   .action(async (paths: string[], options: { format: 'text' | 'json'; directory?: string }) => {
     const { formatValidateText, validateFiles } = await import('./validate.js');
-    const { loadDirectory } = await import('../../src/index.js');
+    const { loadDirectory } = await import('../../src/checks.js');
     const directory = options.directory ? await loadDirectory(options.directory) : undefined;
     const { result, texts } = await validateFiles(paths, directory ? { directory } : {});
     const output =
@@ -200,7 +200,7 @@ async function toExitCode(error: unknown): Promise<number> {
     process.stderr.write(`error: ${error.message}\n(run with --help for usage)\n`);
     return 2;
   }
-  const { TocsinError, PlaybookValidationError } = await import('../../src/index.js');
+  const { TocsinError, PlaybookValidationError } = await import('../../src/checks.js');
   if (error instanceof PlaybookValidationError) {
     const { formatProblems } = await import('./print-problems.js');
     const { readFile } = await import('node:fs/promises');

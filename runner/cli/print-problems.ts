@@ -1,4 +1,4 @@
-import type { Problem } from '../../src/index.js';
+import type { Problem } from '../../src/checks.js';
 
 /**
  * Formats problems the way liquidjs prints template errors: the location and code, the message,

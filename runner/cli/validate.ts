@@ -3,14 +3,15 @@ import { readFile } from 'node:fs/promises';
 import {
   checkAudiences,
   locate,
-  parseDirectory,
-  parsePlaybook,
+  parseDirectorySource,
+  parsePlaybookSource,
   parseYamlSource,
   PlaybookSyntaxError,
   PlaybookValidationError,
+  TemplateEngine,
   TocsinError,
-} from '../../src/index.js';
-import type { Directory, Problem } from '../../src/index.js';
+} from '../../src/checks.js';
+import type { Directory, Problem, YamlSource } from '../../src/checks.js';
 import { loadServiceConfig } from '../config.js';
 import { UsageError } from '../errors.js';
 import { findPlaybookFiles } from '../load-playbooks.js';
@@ -35,6 +36,7 @@ export async function validateFiles(
   }
   const texts = new Map<string, string>();
   const names = new Map<string, string>();
+  const templates = new TemplateEngine();
   const result: ValidateResult = { files: [], problemCount: 0 };
 
   for (const file of files) {
@@ -52,8 +54,11 @@ export async function validateFiles(
       continue;
     }
     texts.set(file, text);
-    const { kind, problems } = await checkText(text, file, options.directory);
-    if (kind === 'Playbook') problems.push(...checkUniqueName(text, file, names));
+    const { kind, problems } = await checkText(text, file, {
+      directory: options.directory,
+      names,
+      templates,
+    });
     result.files.push({ file, kind, problems });
     result.problemCount += problems.length;
   }
@@ -73,17 +78,24 @@ export function formatValidateText(result: ValidateResult, texts: Map<string, st
 async function checkText(
   text: string,
   file: string,
-  directory: Directory | undefined,
+  options: {
+    directory: Directory | undefined;
+    names: Map<string, string>;
+    templates: TemplateEngine;
+  },
 ): Promise<{ kind: string; problems: Problem[] }> {
   let kind = 'unknown';
   try {
-    const value = parseYamlSource(text, file).value as { kind?: unknown } | null;
+    const source = parseYamlSource(text, file);
+    const value = source.value as { kind?: unknown } | null;
     kind = typeof value?.kind === 'string' ? value.kind : 'unknown';
-    if (kind === 'Directory') parseDirectory(text, file);
+    if (kind === 'Directory') parseDirectorySource(source);
     else if (kind === 'Config') await loadServiceConfig(file, {}, { resolveSecrets: false });
     else {
-      const playbook = parsePlaybook(text, file);
-      return { kind, problems: directory ? checkAudiences(playbook, directory) : [] };
+      const playbook = parsePlaybookSource(source, { templates: options.templates });
+      const problems = checkUniqueName(source, options.names);
+      if (options.directory) problems.push(...checkAudiences(playbook, options.directory));
+      return { kind, problems };
     }
     return { kind, problems: [] };
   } catch (error) {
@@ -92,13 +104,12 @@ async function checkText(
 }
 
 /** Two playbooks checked together must not share a name: the service would keep only one. */
-function checkUniqueName(text: string, file: string, names: Map<string, string>): Problem[] {
-  const source = parseYamlSource(text, file);
+function checkUniqueName(source: YamlSource, names: Map<string, string>): Problem[] {
   const name = (source.value as { metadata?: { name?: unknown } }).metadata?.name;
   if (typeof name !== 'string') return [];
   const first = names.get(name);
   if (first === undefined) {
-    names.set(name, file);
+    names.set(name, source.file);
     return [];
   }
   return [

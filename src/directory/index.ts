@@ -1,3 +1,8 @@
 export { checkAudiences } from './check-audiences.js';
-export { loadDirectory, parseDirectory, selectPeople } from './load-directory.js';
+export {
+  loadDirectory,
+  parseDirectory,
+  parseDirectorySource,
+  selectPeople,
+} from './load-directory.js';
 export type { AudienceSelector, Directory, Person } from './types.js';

@@ -5,6 +5,7 @@ import { IANAZone } from 'luxon';
 import { PlaybookValidationError, TocsinError } from '../errors.js';
 import type { Problem } from '../errors.js';
 import { checkSchema, locate, parseYamlSource } from '../playbook/index.js';
+import type { YamlSource } from '../playbook/index.js';
 import type { AudienceSelector, Directory, Person } from './types.js';
 
 interface PersonDefinition {
@@ -37,7 +38,12 @@ export async function loadDirectory(file: string): Promise<Directory> {
 
 /** Parses and checks directory text. */
 export function parseDirectory(text: string, file: string): Directory {
-  const source = parseYamlSource(text, file);
+  return parseDirectorySource(parseYamlSource(text, file));
+}
+
+/** Checks an already parsed directory document. */
+export function parseDirectorySource(source: YamlSource): Directory {
+  const { file } = source;
   const schemaProblems = checkSchema('directory', source);
   if (schemaProblems.length > 0) throw new PlaybookValidationError(file, schemaProblems);
 

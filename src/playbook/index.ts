@@ -1,4 +1,9 @@
-export { loadPlaybook, parsePlaybook, validatePlaybookText } from './load-playbook.js';
+export {
+  loadPlaybook,
+  parsePlaybook,
+  parsePlaybookSource,
+  validatePlaybookText,
+} from './load-playbook.js';
 export type { LoadedPlaybook, LoadPlaybookOptions } from './load-playbook.js';
 export {
   channelTrust,

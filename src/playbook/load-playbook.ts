@@ -56,7 +56,19 @@ export function parsePlaybook(
   file: string,
   options: LoadPlaybookOptions = {},
 ): LoadedPlaybook {
-  const source = parseYamlSource(text, file);
+  return parsePlaybookSource(parseYamlSource(text, file), options);
+}
+
+/**
+ * Checks an already parsed playbook document, for callers that parsed it to find its kind.
+ *
+ * @throws PlaybookValidationError listing every schema and semantic problem
+ */
+export function parsePlaybookSource(
+  source: YamlSource,
+  options: LoadPlaybookOptions = {},
+): LoadedPlaybook {
+  const { text, file } = source;
   const schemaProblems = checkSchema('playbook', source);
   if (schemaProblems.length > 0) throw new PlaybookValidationError(file, schemaProblems);
 

@@ -52,20 +52,20 @@ export function parseYamlSource(text: string, file: string): YamlSource {
     );
   }
 
-  const unresolved = findUnresolvedAlias(document);
-  if (unresolved) {
-    const location = toLocation(file, lines, unresolved.offset);
-    throw new PlaybookSyntaxError(
-      'E_PLAYBOOK_SYNTAX',
-      `${formatLocation(location)} alias "*${unresolved.name}" has no anchor "&${unresolved.name}" before it; define the anchor or write the value out`,
-      { location },
-    );
-  }
-
   try {
     const value: unknown = document.toJS({ maxAliasCount: 100 });
     return { file, text, value, document, lines };
   } catch (cause) {
+    // Only a broken document gets the walk that finds which alias has no anchor.
+    const unresolved = findUnresolvedAlias(document);
+    if (unresolved) {
+      const location = toLocation(file, lines, unresolved.offset);
+      throw new PlaybookSyntaxError(
+        'E_PLAYBOOK_SYNTAX',
+        `${formatLocation(location)} alias "*${unresolved.name}" has no anchor "&${unresolved.name}" before it; define the anchor or write the value out`,
+        { location, cause },
+      );
+    }
     const location = { file, line: 1, col: 1 };
     throw new PlaybookSyntaxError(
       'E_PLAYBOOK_SYNTAX',
