@@ -55,7 +55,24 @@ program
     parseDurationFlag,
   )
   .option('--no-resolve', 'leave the incident open when the timeline ends')
+  .option(
+    '--approve-after <duration>',
+    'approve each approval request this long after it is made',
+    parseDurationFlag,
+  )
+  .option(
+    '--approve-by <people>',
+    'who approves (comma-separated person ids, with --approve-after)',
+    (value: string) =>
+      value
+        .split(',')
+        .map((id) => id.trim())
+        .filter((id) => id !== ''),
+  )
   .action(async (playbookFile: string, options: SimulateFlags) => {
+    if (options.approveAfter !== undefined && (options.approveBy ?? []).length === 0) {
+      throw new UsageError('--approve-after needs --approve-by: say who approves');
+    }
     if (options.ackBy !== undefined && options.ackAfter === undefined) {
       throw new UsageError('--ack-by needs --ack-after: say when the acknowledgement comes');
     }
@@ -76,6 +93,9 @@ program
       ...(options.ackAfter ? { ackAfter: options.ackAfter } : {}),
       ...(options.ackBy ? { ackBy: options.ackBy } : {}),
       ...(options.resolveAfter ? { resolveAfter: options.resolveAfter } : {}),
+      ...(options.approveAfter
+        ? { approveAfter: options.approveAfter, approveBy: options.approveBy ?? [] }
+        : {}),
     });
     const output =
       options.format === 'json' ? JSON.stringify(result, null, 2) : formatSimulationText(result);
@@ -142,6 +162,8 @@ interface SimulateFlags {
   ackAfter?: Duration;
   ackBy?: string;
   resolveAfter?: Duration;
+  approveAfter?: Duration;
+  approveBy?: string[];
   resolve: boolean;
 }
 

@@ -11,7 +11,7 @@ import {
   parseAlertmanagerPayload,
   TocsinError,
 } from '../../src/index.js';
-import type { Directory, LoadedPlaybook } from '../../src/index.js';
+import type { Directory, IncidentContext, LoadedPlaybook } from '../../src/index.js';
 
 /** Options of one simulated run. */
 export interface SimulateOptions {
@@ -22,6 +22,9 @@ export interface SimulateOptions {
   ackAfter?: Duration;
   ackBy?: string;
   resolveAfter?: Duration;
+  /** Approve each approval request this long after it is made, by these people in turn. */
+  approveAfter?: Duration;
+  approveBy?: string[];
   /** When no resolution time is given: resolve once no timer is left (true) or leave it open. */
   resolveAtEnd: boolean;
 }
@@ -100,8 +103,32 @@ export async function simulate(options: SimulateOptions): Promise<SimulationResu
   }
 
   const horizon = options.start.plus(HORIZON);
-  for (let next = clock.nextDue(); next && next <= horizon; next = clock.nextDue())
+  const scheduled = new Set<string>();
+  const scheduleApprovals = (): void => {
+    if (!options.approveAfter) return;
+    const pending =
+      (store.getIncident(incidentId)?.snapshot as { context?: IncidentContext }).context?.pending ??
+      [];
+    for (const request of pending) {
+      const key = `${request.stageId}:${request.occurrence}`;
+      if (scheduled.has(key)) continue;
+      scheduled.add(key);
+      const at = DateTime.fromISO(request.requestedAt).plus(options.approveAfter);
+      const approvers = options.approveBy ?? [];
+      clock.setTimeout(
+        () =>
+          approvers.forEach((by) =>
+            tryEvent(() => engine.approve(incidentId, request.stageId, by)),
+          ),
+        at.toMillis() - clock.now().toMillis(),
+      );
+    }
+  };
+  scheduleApprovals();
+  for (let next = clock.nextDue(); next && next <= horizon; next = clock.nextDue()) {
     clock.advanceTo(next);
+    scheduleApprovals();
+  }
   if (
     !options.resolveAfter &&
     options.resolveAtEnd &&
@@ -178,14 +205,20 @@ function toResult(
     const offset = toOffset(start, DateTime.fromISO(entry.at));
     const base: TimelineEntry = { at: entry.at, offset, type: entry.type };
     if (entry.type === 'timer.fired') continue;
-    if (entry.type === 'stage.fired' || entry.type === 'stage.skipped') {
+    if (
+      ['stage.fired', 'stage.skipped', 'approval.requested', 'approval.received'].includes(
+        entry.type,
+      )
+    ) {
       const stageId = String(entry.data.stageId);
-      const fired =
-        entry.type === 'stage.fired'
+      // Approval requests are stored under their own stage id, apart from the stage's messages.
+      const outboxStage = entry.type === 'approval.requested' ? `approval:${stageId}` : stageId;
+      const sent =
+        entry.type === 'stage.fired' || entry.type === 'approval.requested'
           ? messages
               .filter(
                 (message) =>
-                  message.stageId === stageId &&
+                  message.stageId === outboxStage &&
                   message.occurrence === Number(entry.data.occurrence ?? 1),
               )
               .map((message) => ({
@@ -197,7 +230,8 @@ function toResult(
                 status: message.status,
               }))
           : undefined;
-      timeline.push({ ...base, stageId, ...(fired ? { messages: fired } : {}) });
+      const by = entry.actor === 'engine' ? {} : { by: entry.actor };
+      timeline.push({ ...base, stageId, ...by, ...(sent ? { messages: sent } : {}) });
       continue;
     }
     timeline.push(entry.actor === 'engine' ? base : { ...base, by: entry.actor });

@@ -28,6 +28,7 @@ const CLIENT_STATUS_BY_CODE: Partial<Record<string, HttpError['status']>> = {
   E_ENGINE_VARIABLE: 422,
   E_ENGINE_UNKNOWN_INCIDENT: 404,
   E_ENGINE_INCIDENT_CLOSED: 409,
+  E_ENGINE_NOT_APPROVER: 403,
 };
 
 /**
@@ -84,6 +85,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const hasBody = c.req.header('content-length') !== '0' && c.req.header('content-type');
     const by = hasBody ? readActor(await readJson(c)) : 'api';
     deps.engine.acknowledge(id, by, 'api');
+    const incident = deps.store.getIncident(id);
+    return c.json(incident ? toIncidentView(deps.store, incident, false) : { id });
+  });
+
+  app.post('/api/incidents/:id/approve', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
+    const id = c.req.param('id');
+    const body = await readJson(c);
+    const stage = (body as { stage?: unknown } | null)?.stage;
+    if (typeof stage !== 'string' || stage === '') {
+      throw new HttpError(
+        422,
+        'the body must name the stage to approve, such as {"stage": "customer-notice", "by": "ilse"}',
+      );
+    }
+    const by = readActor(body);
+    if (by === 'api')
+      throw new HttpError(422, 'an approval must say who approves: {"by": "person-id"}');
+    deps.engine.approve(id, stage, by);
     const incident = deps.store.getIncident(id);
     return c.json(incident ? toIncidentView(deps.store, incident, false) : { id });
   });

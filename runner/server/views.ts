@@ -18,6 +18,7 @@ export interface IncidentView {
   closedAt: string | null;
   pendingStages: { stageId: string; dueAt: string }[];
   firedStages: { stageId: string; at: string }[];
+  awaitingApproval: { stageId: string; requestedAt: string; approvedBy: string[] }[];
   messageCounts: Record<string, number>;
   messages?: MessageView[];
 }
@@ -69,6 +70,11 @@ export function toIncidentView(
     firedStages: (context?.fired ?? []).map((decision) => ({
       stageId: decision.stageId,
       at: decision.at,
+    })),
+    awaitingApproval: (context?.pending ?? []).map((pending) => ({
+      stageId: pending.stageId,
+      requestedAt: pending.requestedAt,
+      approvedBy: pending.approvedBy,
     })),
     messageCounts,
   };

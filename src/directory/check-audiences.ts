@@ -46,6 +46,19 @@ export function checkAudiences(playbook: LoadedPlaybook, directory: Directory): 
       });
     }
   }
+  playbook.stages.forEach((stage, index) => {
+    if (!stage.approval) return;
+    const roles = stage.approval.roles;
+    const approvers = directory.people.filter((person) =>
+      person.roles.some((role) => roles.includes(role)),
+    );
+    if (approvers.length >= stage.approval.quorum) return;
+    problems.push({
+      code: 'E_PLAYBOOK_NO_APPROVERS',
+      message: `stage "${stage.id}" needs ${stage.approval.quorum} approval(s) from ${roles.map((role) => `"${role}"`).join(' or ')}, but ${directory.file} has ${approvers.length} such people; give the role to more people or lower the quorum`,
+      location: locate(source, ['stages', index, 'approval'], 'key'),
+    });
+  });
   return problems;
 }
 

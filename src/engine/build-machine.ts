@@ -17,24 +17,39 @@ export interface StageDecision {
   stageId: string;
   at: string;
   occurrence: number;
+  /** Why a stage was skipped, for the audit log. */
+  reason?: string;
+}
+
+/** A gated stage that is due and waits for its approvals. */
+export interface PendingApproval {
+  stageId: string;
+  occurrence: number;
+  requestedAt: string;
+  approvedBy: string[];
 }
 
 /** What the machine remembers; all of it lands in the persisted snapshot. */
 export interface IncidentContext {
   incidentId: string;
   startedAt: string;
+  createdBy: string;
   acknowledgedBy: string | null;
   acknowledgedAt: string | null;
   closedAt: string | null;
   timers: IncidentTimer[];
   fired: StageDecision[];
   skipped: StageDecision[];
+  /** Approval requests made, in order; the engine tells the approvers about each new one. */
+  requested: StageDecision[];
+  pending: PendingApproval[];
 }
 
 /** What starts a machine. */
 export interface IncidentInput {
   incidentId: string;
   startedAt: string;
+  createdBy: string;
 }
 
 /**
@@ -44,20 +59,67 @@ export interface IncidentInput {
  */
 export type IncidentEvent =
   | { type: 'ack.received'; at: string; by: string }
+  | { type: 'approval.received'; at: string; by: string; stageId: string }
   | { type: 'alert.resolved'; at: string; by: string }
   | { type: 'incident.cancelled'; at: string; by: string }
   | { type: 'timer.fired'; at: string; timerId: string };
+
+type TimedStage = Extract<Stage, { kind: 'timed' }>;
+type Changes = Pick<IncidentContext, 'timers' | 'fired' | 'skipped' | 'requested' | 'pending'>;
 
 /**
  * Compiles a playbook's stages into the incident lifecycle: `open` (unacknowledged, then
  * acknowledged) until `resolved` or `cancelled`. Timed stages become stored timers; a timer for
  * a stage that is skipped on acknowledgement is dropped by the acknowledgement itself, so an
- * escalation racing an acknowledgement always loses.
+ * escalation racing an acknowledgement always loses. A stage behind an approval gate waits, when
+ * due, for its quorum of approvals from people other than the incident's author, or for its
+ * timeout and the policy that follows.
  */
 export function buildMachine(stages: readonly Stage[]) {
   const timed = stages.flatMap((stage) => (stage.kind === 'timed' ? [stage] : []));
+  const byId = new Map(stages.map((stage) => [stage.id, stage]));
   const onEvent = (event: StageEvent): string[] =>
     stages.flatMap((stage) => (stage.kind === 'event' && stage.on === event ? [stage.id] : []));
+
+  /** Fires a due stage, or opens its approval gate. */
+  function release(changes: Changes, stageId: string, at: string, occurrence: number): void {
+    const approval = byId.get(stageId)?.approval;
+    if (!approval) {
+      changes.fired.push({ stageId, at, occurrence });
+      return;
+    }
+    changes.requested.push({ stageId, at, occurrence });
+    changes.pending.push({ stageId, occurrence, requestedAt: at, approvedBy: [] });
+    if (approval.timeout) {
+      const dueAt = plus(at, approval.timeout.toMillis());
+      changes.timers.push({ id: `approval:${stageId}`, stageId, dueAt, occurrence });
+    }
+  }
+
+  function nextRepeat(
+    stage: TimedStage,
+    from: string,
+    occurrence: number,
+    now = from,
+  ): IncidentTimer | undefined {
+    if (!stage.every || stage.every.toMillis() <= 0) return undefined;
+    const nowMs = DateTime.fromISO(now).toMillis();
+    let due = DateTime.fromISO(from, { zone: 'utc' }).plus(stage.every);
+    while (due.toMillis() <= nowMs) due = due.plus(stage.every);
+    return {
+      id: `stage:${stage.id}`,
+      stageId: stage.id,
+      dueAt: toIso(due),
+      occurrence: occurrence + 1,
+    };
+  }
+
+  function isSkippedOnAck(stageId: string): boolean {
+    return timed.some(
+      (stage) =>
+        stage.id === stageId && (stage.unlessAcknowledged || stage.until === 'acknowledged'),
+    );
+  }
 
   return setup({
     types: {
@@ -67,87 +129,144 @@ export function buildMachine(stages: readonly Stage[]) {
     },
     actions: {
       scheduleStages: assign(({ context }) => {
-        const start = DateTime.fromISO(context.startedAt, { zone: 'utc' });
-        const fired = [...context.fired];
-        const timers: IncidentTimer[] = [];
+        const changes = copy(context);
         for (const stage of timed) {
           if (stage.after.toMillis() === 0) {
-            fired.push({ stageId: stage.id, at: context.startedAt, occurrence: 1 });
+            release(changes, stage.id, context.startedAt, 1);
             const next = nextRepeat(stage, context.startedAt, 1);
-            if (next) timers.push(next);
+            if (next) changes.timers.push(next);
           } else {
-            const dueAt = start.plus(stage.after).toISO() ?? context.startedAt;
-            timers.push({ id: `stage:${stage.id}`, stageId: stage.id, dueAt, occurrence: 1 });
+            const dueAt = plus(context.startedAt, stage.after.toMillis());
+            changes.timers.push({
+              id: `stage:${stage.id}`,
+              stageId: stage.id,
+              dueAt,
+              occurrence: 1,
+            });
           }
         }
-        return { fired, timers };
+        return changes;
       }),
       fireTimer: assign(({ context, event }) => {
         if (event.type !== 'timer.fired') return {};
         const timer = context.timers.find((candidate) => candidate.id === event.timerId);
         if (!timer) return {};
-        const timers = context.timers.filter((candidate) => candidate !== timer);
-        const stage = timed.find((candidate) => candidate.id === timer.stageId);
-        const decision = { stageId: timer.stageId, at: event.at, occurrence: timer.occurrence };
-        if (stage?.unlessAcknowledged && context.acknowledgedAt !== null) {
-          return { timers, skipped: [...context.skipped, decision] };
+        const changes = copy(context);
+        changes.timers = changes.timers.filter((candidate) => candidate !== timer);
+
+        if (timer.id.startsWith('approval:')) {
+          timeOutApproval(changes, timer, event.at);
+          return changes;
         }
+
+        const stage = timed.find((candidate) => candidate.id === timer.stageId);
+        if (stage?.unlessAcknowledged && context.acknowledgedAt !== null) {
+          changes.skipped.push({
+            stageId: timer.stageId,
+            at: event.at,
+            occurrence: timer.occurrence,
+            reason: 'acknowledged',
+          });
+          return changes;
+        }
+        release(changes, timer.stageId, event.at, timer.occurrence);
         // The next repeat counts from when this one was due, not from when it ran, so a late
         // wake-up does not shift the whole series; repeats missed while down are not sent in a
         // burst.
         const next = stage && nextRepeat(stage, timer.dueAt, timer.occurrence, event.at);
-        return { timers: next ? [...timers, next] : timers, fired: [...context.fired, decision] };
+        if (next) changes.timers.push(next);
+        return changes;
+      }),
+      approve: assign(({ context, event }) => {
+        if (event.type !== 'approval.received') return {};
+        const changes = copy(context);
+        const pending = changes.pending.find((candidate) => candidate.stageId === event.stageId);
+        const quorum = byId.get(event.stageId)?.approval?.quorum ?? 1;
+        if (!pending) return {};
+        const approvedBy = [...pending.approvedBy, event.by];
+        if (approvedBy.length < quorum) {
+          changes.pending = changes.pending.map((candidate) =>
+            candidate === pending ? { ...candidate, approvedBy } : candidate,
+          );
+          return changes;
+        }
+        changes.pending = changes.pending.filter((candidate) => candidate !== pending);
+        changes.timers = changes.timers.filter((timer) => timer.id !== `approval:${event.stageId}`);
+        changes.fired.push({
+          stageId: pending.stageId,
+          at: event.at,
+          occurrence: pending.occurrence,
+        });
+        return changes;
       }),
       acknowledge: assign(({ context, event }) => {
         if (event.type !== 'ack.received') return {};
+        const changes = copy(context);
         const dropped = context.timers.filter((timer) => isSkippedOnAck(timer.stageId));
-        return {
-          acknowledgedBy: event.by,
-          acknowledgedAt: event.at,
-          timers: context.timers.filter((timer) => !isSkippedOnAck(timer.stageId)),
-          skipped: [
-            ...context.skipped,
-            ...dropped.map((timer) => ({
-              stageId: timer.stageId,
-              at: event.at,
-              occurrence: timer.occurrence,
-            })),
-          ],
-          fired: [...context.fired, ...decide(onEvent('acknowledged'), event.at)],
-        };
+        changes.timers = context.timers.filter((timer) => !isSkippedOnAck(timer.stageId));
+        for (const timer of dropped) {
+          changes.skipped.push({
+            stageId: timer.stageId,
+            at: event.at,
+            occurrence: timer.occurrence,
+            reason: 'acknowledged',
+          });
+        }
+        for (const stageId of onEvent('acknowledged')) release(changes, stageId, event.at, 1);
+        return { ...changes, acknowledgedBy: event.by, acknowledgedAt: event.at };
       }),
       close: assign(({ context, event }) => {
         const closing = event.type === 'alert.resolved' ? 'resolved' : 'cancelled';
-        return {
-          closedAt: event.at,
-          skipped: [
-            ...context.skipped,
-            ...context.timers.map((timer) => ({
-              stageId: timer.stageId,
-              at: event.at,
-              occurrence: 1,
-            })),
-          ],
-          timers: [],
-          fired: [...context.fired, ...decide(onEvent(closing), event.at)],
-        };
+        const changes = copy(context);
+        for (const timer of context.timers) {
+          changes.skipped.push({
+            stageId: timer.stageId,
+            at: event.at,
+            occurrence: timer.occurrence,
+            reason: closing,
+          });
+        }
+        for (const pending of context.pending) {
+          changes.skipped.push({
+            stageId: pending.stageId,
+            at: event.at,
+            occurrence: pending.occurrence,
+            reason: closing,
+          });
+        }
+        changes.timers = [];
+        changes.pending = [];
+        // Closing sends its own stages at once; an approval gate on them is not waited for,
+        // because nothing would be left to approve them.
+        for (const stageId of onEvent(closing))
+          changes.fired.push({ stageId, at: event.at, occurrence: 1 });
+        return { ...changes, closedAt: event.at };
       }),
     },
     guards: {
       hasTimer: ({ context, event }) =>
         event.type === 'timer.fired' && context.timers.some((timer) => timer.id === event.timerId),
+      canApprove: ({ context, event }) =>
+        event.type === 'approval.received' &&
+        event.by !== context.createdBy &&
+        context.pending.some(
+          (pending) => pending.stageId === event.stageId && !pending.approvedBy.includes(event.by),
+        ),
     },
   }).createMachine({
     id: 'incident',
     context: ({ input }) => ({
       incidentId: input.incidentId,
       startedAt: input.startedAt,
+      createdBy: input.createdBy,
       acknowledgedBy: null,
       acknowledgedAt: null,
       closedAt: null,
       timers: [],
       fired: [],
       skipped: [],
+      requested: [],
+      pending: [],
     }),
     initial: 'open',
     states: {
@@ -162,6 +281,7 @@ export function buildMachine(stages: readonly Stage[]) {
         },
         on: {
           'timer.fired': { guard: 'hasTimer', actions: 'fireTimer' },
+          'approval.received': { guard: 'canApprove', actions: 'approve' },
           'alert.resolved': { target: 'resolved', actions: 'close' },
           'incident.cancelled': { target: 'cancelled', actions: 'close' },
         },
@@ -171,31 +291,54 @@ export function buildMachine(stages: readonly Stage[]) {
     },
   });
 
-  function isSkippedOnAck(stageId: string): boolean {
-    return timed.some(
-      (stage) =>
-        stage.id === stageId && (stage.unlessAcknowledged || stage.until === 'acknowledged'),
-    );
-  }
-
-  function nextRepeat(
-    stage: (typeof timed)[number],
-    from: string,
-    occurrence: number,
-    now: string = from,
-  ): IncidentTimer | undefined {
-    if (!stage.every || stage.every.toMillis() <= 0) return undefined;
-    const nowMs = DateTime.fromISO(now).toMillis();
-    let due = DateTime.fromISO(from, { zone: 'utc' }).plus(stage.every);
-    while (due.toMillis() <= nowMs) due = due.plus(stage.every);
-    const dueAt = due.toUTC().toISO() ?? from;
-    return { id: `stage:${stage.id}`, stageId: stage.id, dueAt, occurrence: occurrence + 1 };
+  function timeOutApproval(changes: Changes, timer: IncidentTimer, at: string): void {
+    const pending = changes.pending.find((candidate) => candidate.stageId === timer.stageId);
+    if (!pending) return;
+    changes.pending = changes.pending.filter((candidate) => candidate !== pending);
+    const policy = byId.get(timer.stageId)?.approval?.onTimeout ?? 'hold';
+    switch (policy) {
+      case 'send':
+        changes.fired.push({ stageId: pending.stageId, at, occurrence: pending.occurrence });
+        return;
+      case 'hold':
+        changes.skipped.push({
+          stageId: pending.stageId,
+          at,
+          occurrence: pending.occurrence,
+          reason: 'approval timed out',
+        });
+        return;
+      case 'escalate':
+        changes.skipped.push({
+          stageId: pending.stageId,
+          at,
+          occurrence: pending.occurrence,
+          reason: 'approval timed out',
+        });
+        for (const stageId of onEvent('approval-timed-out'))
+          changes.fired.push({ stageId, at, occurrence: pending.occurrence });
+        return;
+    }
   }
 }
 
 /** The machine type for one playbook. */
 export type IncidentMachine = ReturnType<typeof buildMachine>;
 
-function decide(stageIds: readonly string[], at: string): StageDecision[] {
-  return stageIds.map((stageId) => ({ stageId, at, occurrence: 1 }));
+function copy(context: IncidentContext): Changes {
+  return {
+    timers: [...context.timers],
+    fired: [...context.fired],
+    skipped: [...context.skipped],
+    requested: [...context.requested],
+    pending: [...context.pending],
+  };
+}
+
+function plus(iso: string, ms: number): string {
+  return toIso(DateTime.fromISO(iso, { zone: 'utc' }).plus({ milliseconds: ms }));
+}
+
+function toIso(instant: DateTime): string {
+  return instant.toUTC().toISO() ?? '';
 }

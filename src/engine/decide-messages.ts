@@ -183,3 +183,77 @@ function renderParts(
     }
   }
 }
+
+/** The outbox stage id of the requests for a gated stage, apart from the stage's own messages. */
+export function approvalStageId(stageId: string): string {
+  return `approval:${stageId}`;
+}
+
+/** What asking for an approval needs. */
+export interface DecideApprovalRequestsInput {
+  playbook: LoadedPlaybook;
+  directory: Directory;
+  incidentId: string;
+  createdBy: string;
+  decision: StageDecision;
+}
+
+const REQUEST_TEXTS: Record<string, { subject: string; body: string }> = {
+  en: {
+    subject: 'Approval needed: {stage} ({incident})',
+    body: 'Approval needed for stage "{stage}" of incident {incident} ({playbook}); {quorum} approval(s) required. Approve it in Tocsin: incident {incident}, stage {stage}.',
+  },
+  de: {
+    subject: 'Freigabe nötig: {stage} ({incident})',
+    body: 'Freigabe nötig für Stufe "{stage}" von Vorfall {incident} ({playbook}); {quorum} Freigabe(n) erforderlich. Freigeben in Tocsin: Vorfall {incident}, Stufe {stage}.',
+  },
+};
+
+/**
+ * Asks everyone who may approve a gated stage, except the incident's author, on the first
+ * channel they have (SMS, then email), in their language where Tocsin has one (German or
+ * English).
+ */
+export function decideApprovalRequests(input: DecideApprovalRequestsInput): NewOutboxMessage[] {
+  const { playbook, decision } = input;
+  const stage = playbook.stages.find((candidate) => candidate.id === decision.stageId);
+  const gate = stage?.approval;
+  if (!gate) return [];
+
+  const approvers = input.directory.people.filter(
+    (person) =>
+      person.id !== input.createdBy && person.roles.some((role) => gate.roles.includes(role)),
+  );
+  return approvers.flatMap((person): NewOutboxMessage[] => {
+    const channel: ChannelKind | undefined = person.phone
+      ? 'sms'
+      : person.email
+        ? 'email'
+        : undefined;
+    if (!channel) return [];
+    const texts = REQUEST_TEXTS[person.locale.split('-')[0] ?? 'en'] ?? REQUEST_TEXTS.en;
+    const fill = (text: string): string =>
+      text
+        .replaceAll('{stage}', decision.stageId)
+        .replaceAll('{incident}', input.incidentId)
+        .replaceAll('{playbook}', playbook.name)
+        .replaceAll('{quorum}', String(gate.quorum));
+    return [
+      {
+        incidentId: input.incidentId,
+        stageId: approvalStageId(decision.stageId),
+        occurrence: decision.occurrence,
+        audienceId: 'approvers',
+        personId: person.id,
+        channel,
+        address: addressOf(person, channel) ?? '',
+        subject: channel === 'email' && texts ? fill(texts.subject) : null,
+        body: texts ? fill(texts.body) : '',
+        status: 'decided',
+        errorCode: null,
+        errorMessage: null,
+        decidedAt: decision.at,
+      },
+    ];
+  });
+}

@@ -25,7 +25,7 @@ import {
 } from '../triggers/index.js';
 import type { AlertmanagerPayload, VariableValues } from '../triggers/index.js';
 import { buildMachine } from './build-machine.js';
-import { decideMessages } from './decide-messages.js';
+import { approvalStageId, decideApprovalRequests, decideMessages } from './decide-messages.js';
 import type { IncidentEvent, IncidentMachine, StageDecision } from './build-machine.js';
 
 /** What the engine needs from the world. */
@@ -66,6 +66,13 @@ interface RunningIncident {
   actor: Actor<IncidentMachine>;
   variables: VariableValues;
   log: Logger;
+}
+
+/** What one transition decided: stages fired, approvals requested, and the rows for both. */
+interface Effects {
+  fired: StageDecision[];
+  requested: StageDecision[];
+  messages: NewOutboxMessage[];
 }
 
 // Node's timers overflow past about 24.8 days; a longer wait is re-armed in steps.
@@ -149,7 +156,11 @@ export class Engine {
       const version = this.resolveVersion(incident.playbookVersionId);
       const actor = createActor(version.machine, {
         snapshot: incident.snapshot as never,
-        input: { incidentId: incident.id, startedAt: incident.startedAt },
+        input: {
+          incidentId: incident.id,
+          startedAt: incident.startedAt,
+          createdBy: incident.createdBy,
+        },
       });
       actor.start();
       this.running.set(
@@ -265,7 +276,9 @@ export class Engine {
     const now = this.clock.now();
     const startedAt = toIsoUtc(now);
     const id = createId('inc', now);
-    const actor = createActor(version.machine, { input: { incidentId: id, startedAt } });
+    const actor = createActor(version.machine, {
+      input: { incidentId: id, startedAt, createdBy: request.createdBy },
+    });
     actor.start();
     const running = this.toRunning(id, version, actor, request.variables);
 
@@ -281,8 +294,8 @@ export class Engine {
       updatedAt: startedAt,
       closedAt: null,
     };
-    const decisions = actor.getSnapshot().context.fired;
-    const messages = decisions.flatMap((decision) => this.decideMessages(running, decision));
+    const context = actor.getSnapshot().context;
+    const effects = this.effectsOf(running, context.fired, context.requested);
 
     this.store.transaction(() => {
       this.store.insertIncident(record);
@@ -297,15 +310,15 @@ export class Engine {
           variables: Object.keys(request.variables),
         },
       });
-      this.persist(running, decisions, messages, startedAt);
+      this.persist(running, effects, startedAt);
     });
     this.running.set(id, running);
 
     running.log.info(
-      { createdBy: request.createdBy, messages: messages.length },
+      { createdBy: request.createdBy, messages: effects.messages.length },
       'incident started',
     );
-    this.afterCommit(messages.length);
+    this.afterCommit(effects.messages.length);
     return record;
   }
 
@@ -341,6 +354,51 @@ export class Engine {
     this.apply(incidentId, { type: 'incident.cancelled', at: toIsoUtc(this.clock.now()), by });
   }
 
+  /**
+   * Records one approval of a stage waiting behind its gate; the stage fires when the quorum is
+   * reached.
+   *
+   * @throws EngineError E_ENGINE_NOT_APPROVER when the person may not approve it now, or
+   *   E_ENGINE_UNKNOWN_INCIDENT / E_ENGINE_INCIDENT_CLOSED
+   */
+  approve(incidentId: string, stageId: string, by: string): void {
+    const running = this.requireRunning(incidentId);
+    const context = running.actor.getSnapshot().context;
+    const gate = running.version.playbook.stages.find((stage) => stage.id === stageId)?.approval;
+    const person = this.directory.people.find((candidate) => candidate.id === by);
+    const refuse = (why: string): never => {
+      throw new EngineError(
+        'E_ENGINE_NOT_APPROVER',
+        `"${by}" cannot approve stage "${stageId}" of incident "${incidentId}": ${why}`,
+      );
+    };
+
+    if (!gate) refuse('the stage has no approval gate');
+    if (!context.pending.some((pending) => pending.stageId === stageId))
+      refuse('nothing is waiting for approval');
+    if (by === context.createdBy) refuse('the author of an incident may not approve its messages');
+    if (!person || !person.roles.some((role) => gate?.roles.includes(role))) {
+      refuse(
+        `only people with the role ${gate?.roles.map((role) => `"${role}"`).join(' or ')} may`,
+      );
+    }
+    if (
+      context.pending.some(
+        (pending) => pending.stageId === stageId && pending.approvedBy.includes(by),
+      )
+    ) {
+      refuse('they have approved it already');
+    }
+
+    this.apply(incidentId, {
+      type: 'approval.received',
+      at: toIsoUtc(this.clock.now()),
+      by,
+      stageId,
+    });
+    this.log.info({ incidentId, stageId, approvedBy: by }, 'stage approved');
+  }
+
   /** Sends `timer.fired` for every stored timer due now, earliest first, then re-arms. */
   fireDueTimers(): number {
     const now = toIsoUtc(this.clock.now());
@@ -367,10 +425,13 @@ export class Engine {
     const context = running.actor.getSnapshot().context;
     if (context === before) return;
 
-    const decisions = context.fired.slice(before.fired.length);
     const skipped = context.skipped.slice(before.skipped.length);
     try {
-      const messages = decisions.flatMap((decision) => this.decideMessages(running, decision));
+      const effects = this.effectsOf(
+        running,
+        context.fired.slice(before.fired.length),
+        context.requested.slice(before.requested.length),
+      );
       this.store.transaction(() => {
         alsoWrite?.();
         this.store.appendAudit({
@@ -378,7 +439,7 @@ export class Engine {
           at: event.at,
           actor: 'by' in event ? event.by : 'timer',
           type: event.type,
-          data: 'timerId' in event ? { timerId: event.timerId } : {},
+          data: describeEvent(event),
         });
         for (const decision of skipped) {
           this.store.appendAudit({
@@ -386,12 +447,12 @@ export class Engine {
             at: decision.at,
             actor: 'engine',
             type: 'stage.skipped',
-            data: { stageId: decision.stageId },
+            data: { stageId: decision.stageId, reason: decision.reason ?? null },
           });
         }
-        this.persist(running, decisions, messages, event.at);
+        this.persist(running, effects, event.at);
       });
-      this.afterCommit(messages.length);
+      this.afterCommit(effects.messages.length);
     } catch (error) {
       // The actor ran ahead of the database; put it back where the database is.
       this.reload(incidentId);
@@ -404,12 +465,26 @@ export class Engine {
     }
   }
 
-  private persist(
+  /** The outbox rows a transition decided: its fired stages and its approval requests. */
+  private effectsOf(
     running: RunningIncident,
-    decisions: StageDecision[],
-    messages: NewOutboxMessage[],
-    at: string,
-  ): void {
+    fired: StageDecision[],
+    requested: StageDecision[],
+  ): Effects {
+    const messages = fired.flatMap((decision) => this.decideMessages(running, decision));
+    const requests = requested.flatMap((decision) =>
+      decideApprovalRequests({
+        playbook: running.version.playbook,
+        directory: this.directory,
+        incidentId: running.id,
+        createdBy: running.actor.getSnapshot().context.createdBy,
+        decision,
+      }),
+    );
+    return { fired, requested, messages: [...messages, ...requests] };
+  }
+
+  private persist(running: RunningIncident, effects: Effects, at: string): void {
     const context = running.actor.getSnapshot().context;
     this.store.updateIncident(running.id, {
       status: this.statusOf(running),
@@ -424,8 +499,10 @@ export class Engine {
         dueAt: timer.dueAt,
       })),
     );
-    for (const decision of decisions) {
-      const count = messages.filter((message) => message.stageId === decision.stageId).length;
+    for (const decision of effects.fired) {
+      const count = effects.messages.filter(
+        (message) => message.stageId === decision.stageId,
+      ).length;
       this.store.appendAudit({
         incidentId: running.id,
         at: decision.at,
@@ -435,7 +512,20 @@ export class Engine {
       });
       running.log.info({ stageId: decision.stageId, messages: count }, 'stage fired');
     }
-    this.store.insertMessages(messages);
+    for (const decision of effects.requested) {
+      const approvers = effects.messages.filter(
+        (message) => message.stageId === approvalStageId(decision.stageId),
+      ).length;
+      this.store.appendAudit({
+        incidentId: running.id,
+        at: decision.at,
+        actor: 'engine',
+        type: 'approval.requested',
+        data: { stageId: decision.stageId, occurrence: decision.occurrence, approvers },
+      });
+      running.log.info({ stageId: decision.stageId, approvers }, 'approval requested');
+    }
+    this.store.insertMessages(effects.messages);
   }
 
   private decideMessages(running: RunningIncident, decision: StageDecision): NewOutboxMessage[] {
@@ -502,7 +592,7 @@ export class Engine {
       running?.version.machine ?? this.resolveVersion(stored.playbookVersionId).machine,
       {
         snapshot: stored.snapshot as never,
-        input: { incidentId, startedAt: stored.startedAt },
+        input: { incidentId, startedAt: stored.startedAt, createdBy: stored.createdBy },
       },
     );
     actor.start();
@@ -556,5 +646,18 @@ export class Engine {
     if (snapshot.matches('resolved')) return 'resolved';
     if (snapshot.matches('cancelled')) return 'cancelled';
     return 'open';
+  }
+}
+
+function describeEvent(event: IncidentEvent): Record<string, unknown> {
+  switch (event.type) {
+    case 'timer.fired':
+      return { timerId: event.timerId };
+    case 'approval.received':
+      return { stageId: event.stageId };
+    case 'ack.received':
+    case 'alert.resolved':
+    case 'incident.cancelled':
+      return {};
   }
 }

@@ -8,7 +8,13 @@ import { compileMessages, quoteList, stripLocation, suggest } from './check-mess
 import type { CompiledMessage } from './check-messages.js';
 import { checkSchema } from './check-schema.js';
 import { parseDuration } from './duration.js';
-import type { Playbook, PlaybookDefinition, Stage } from './types.js';
+import type {
+  ApprovalGate,
+  Playbook,
+  PlaybookDefinition,
+  Stage,
+  StageDefinition,
+} from './types.js';
 import { parseYamlSource, problemAt } from './yaml-source.js';
 import type { PathSegments, YamlSource } from './yaml-source.js';
 
@@ -199,6 +205,10 @@ class SemanticChecker {
     const audiences = Object.keys(this.definition.audiences);
     const seen = new Set<string>();
     const stages: Stage[] = [];
+    const timedApproval = new Map<string, ApprovalGate>();
+    const escalating = this.definition.stages.some(
+      (stage) => stage.approval?.onTimeout === 'escalate',
+    );
 
     this.definition.stages.forEach((stage, index) => {
       if (seen.has(stage.id)) {
@@ -219,6 +229,7 @@ class SemanticChecker {
         );
       });
 
+      const approval = this.readApproval(stage, index);
       if (stage.on !== undefined) {
         if (stage.unless === 'acknowledged' && stage.on === 'acknowledged') {
           this.report(
@@ -228,7 +239,21 @@ class SemanticChecker {
             'key',
           );
         }
-        stages.push({ id: stage.id, kind: 'event', on: stage.on, audiences: stage.audiences });
+        if (stage.on === 'approval-timed-out' && !escalating) {
+          this.report(
+            ['stages', index, 'on'],
+            'E_PLAYBOOK_UNREACHABLE_STAGE',
+            `stage "${stage.id}" fires when an approval times out, but no stage has an approval with onTimeout: escalate; add one or remove this stage`,
+          );
+        }
+        const event: Stage = {
+          id: stage.id,
+          kind: 'event',
+          on: stage.on,
+          audiences: stage.audiences,
+        };
+        if (approval) event.approval = approval;
+        stages.push(event);
         return;
       }
 
@@ -242,6 +267,7 @@ class SemanticChecker {
         return;
       }
       const unlessAcknowledged = stage.unless === 'acknowledged';
+      if (approval) timedApproval.set(stage.id, approval);
       const timed: Stage = {
         id: stage.id,
         kind: 'timed',
@@ -271,10 +297,51 @@ class SemanticChecker {
         timed.every = every;
         if (stage.until !== undefined) timed.until = stage.until;
       }
+      const gate = timedApproval.get(stage.id);
+      if (gate && timed.kind === 'timed') timed.approval = gate;
       stages.push(timed);
     });
 
     return stages;
+  }
+
+  private readApproval(stage: StageDefinition, index: number): ApprovalGate | undefined {
+    const approval = stage.approval;
+    if (!approval) return undefined;
+    if (stage.on === 'resolved' || stage.on === 'cancelled') {
+      this.report(
+        ['stages', index, 'approval'],
+        'E_PLAYBOOK_BAD_APPROVAL',
+        `stage "${stage.id}" fires when the incident closes, when nobody is left to wait for an approval; remove approval: or move the stage`,
+        'key',
+      );
+      return undefined;
+    }
+    const gate: ApprovalGate = {
+      roles: approval.roles,
+      quorum: approval.quorum ?? 1,
+      onTimeout: approval.onTimeout ?? 'hold',
+    };
+    if (approval.timeout !== undefined) {
+      const timeout = parseDuration(approval.timeout);
+      if (!timeout || timeout.toMillis() <= 0) {
+        this.report(
+          ['stages', index, 'approval', 'timeout'],
+          'E_PLAYBOOK_BAD_DURATION',
+          `"${approval.timeout}" is not a duration longer than zero; write it like 30m`,
+        );
+        return undefined;
+      }
+      gate.timeout = timeout;
+    } else if (approval.onTimeout !== undefined) {
+      this.report(
+        ['stages', index, 'approval', 'onTimeout'],
+        'E_PLAYBOOK_BAD_APPROVAL',
+        `stage "${stage.id}" says what to do on timeout but has no timeout; add timeout: (e.g. 30m)`,
+        'key',
+      );
+    }
+    return gate;
   }
 
   private report(

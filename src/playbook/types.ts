@@ -7,7 +7,10 @@ export type ChannelKind = 'sms' | 'whatsapp' | 'email';
 export type Sensitivity = 'public' | 'internal' | 'confidential' | 'restricted';
 
 /** Events of the incident that can fire a stage. */
-export type StageEvent = 'acknowledged' | 'resolved' | 'cancelled';
+export type StageEvent = 'acknowledged' | 'resolved' | 'cancelled' | 'approval-timed-out';
+
+/** What happens when an approval gate times out. */
+export type ApprovalTimeoutPolicy = 'hold' | 'send' | 'escalate';
 
 /** The playbook as written in YAML, after the schema accepted it. */
 export interface PlaybookDefinition {
@@ -54,6 +57,12 @@ export interface StageDefinition {
   unless?: 'acknowledged';
   every?: string;
   until?: 'resolved' | 'acknowledged';
+  approval?: {
+    roles: string[];
+    quorum?: number;
+    timeout?: string;
+    onTimeout?: ApprovalTimeoutPolicy;
+  };
   audiences: string[];
 }
 
@@ -72,6 +81,14 @@ export interface MessageDefinition extends MessageVariantDefinition {
   locales?: Record<string, MessageVariantDefinition>;
 }
 
+/** An approval gate with its timeout read. */
+export interface ApprovalGate {
+  roles: string[];
+  quorum: number;
+  timeout?: Duration;
+  onTimeout: ApprovalTimeoutPolicy;
+}
+
 /** A stage with its timing read: either an offset from the start or an event. */
 export type Stage =
   | {
@@ -82,9 +99,10 @@ export type Stage =
       /** For a repeating stage: how often, and what ends it. */
       every?: Duration;
       until?: 'resolved' | 'acknowledged';
+      approval?: ApprovalGate;
       audiences: string[];
     }
-  | { id: string; kind: 'event'; on: StageEvent; audiences: string[] };
+  | { id: string; kind: 'event'; on: StageEvent; approval?: ApprovalGate; audiences: string[] };
 
 /** A checked playbook, ready to compile into a machine. */
 export interface Playbook {

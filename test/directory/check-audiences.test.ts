@@ -52,4 +52,24 @@ describe('checkAudiences', () => {
     ]);
     expect(problems[0]?.message).toContain('"de-AT"');
   });
+
+  it('reports an approval gate that fewer people can pass than its quorum needs', () => {
+    const gated = parsePlaybook(
+      readFileSync(path.join(ROOT, FILE), 'utf8').replace(
+        '    unless: acknowledged\n',
+        '    unless: acknowledged\n    approval: { roles: [legal], quorum: 2 }\n',
+      ),
+      FILE,
+    );
+    const people = directory(`  - { id: a, name: A, phone: '+12025550101', roles: [oncall, legal] }
+  - { id: b, name: B, email: b@example.com, groups: [it-management] }
+`);
+
+    expect(checkAudiences(gated, people)).toEqual([
+      expect.objectContaining({
+        code: 'E_PLAYBOOK_NO_APPROVERS',
+        location: { file: FILE, line: 32, col: 5 },
+      }),
+    ]);
+  });
 });

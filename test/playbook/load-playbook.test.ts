@@ -51,6 +51,9 @@ const CASES: InvalidCase[] = [
   ['sms-too-long.yaml', 'E_PLAYBOOK_SMS_TOO_LONG', 43, 12],
   ['whatsapp-without-template.yaml', 'E_PLAYBOOK_WHATSAPP_NO_TEMPLATE', 41, 7],
   ['enum-default-not-a-value.yaml', 'E_PLAYBOOK_BAD_DEFAULT', 15, 60],
+  ['approval-on-closing-stage.yaml', 'E_PLAYBOOK_BAD_APPROVAL', 35, 5],
+  ['approval-policy-without-timeout.yaml', 'E_PLAYBOOK_BAD_APPROVAL', 32, 33],
+  ['approval-timed-out-without-escalation.yaml', 'E_PLAYBOOK_UNREACHABLE_STAGE', 36, 24],
 ];
 
 /**

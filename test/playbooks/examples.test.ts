@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { DateTime } from 'luxon';
+import { DateTime, Duration } from 'luxon';
 import { describe, expect, it } from 'vitest';
 
 import { simulate } from '../../runner/cli/simulate.js';
@@ -15,6 +15,7 @@ const TRIGGERS: Record<string, string> = {
   'instance-down': 'alertmanager-firing.json',
   'datacenter-outage': 'alertmanager-datacenter-firing.json',
   'service-degradation': 'alertmanager-service-degraded-firing.json',
+  'data-breach': 'alertmanager-ransomware-firing.json',
 };
 const EXPECTED_TIMELINES: Record<string, string[]> = {
   'instance-down': ['+0m alert-oncall', '+15m escalate-management', '+15m all-clear'],
@@ -27,6 +28,14 @@ const EXPECTED_TIMELINES: Record<string, string[]> = {
     '+1h30m all-clear',
   ],
   'service-degradation': ['+0m first-notice', '+30m update', '+1h update', '+1h30m resolved'],
+  // Nobody approves the customer notice in this run: it is held, and the crisis team is told.
+  'data-breach': [
+    '+0m alert-security',
+    '+0m convene-crisis-team',
+    '+15m staff-notice',
+    '+1h30m approval-overdue',
+    '+1h30m all-clear',
+  ],
 };
 const files = readdirSync(path.join(ROOT, 'playbooks')).filter((name) => name.endsWith('.yaml'));
 
@@ -62,6 +71,31 @@ describe('example playbooks', () => {
     );
     expect(fired.every((entry) => (entry.messages ?? []).length > 0)).toBe(true);
     expect(result.status).toBe('resolved');
+  });
+
+  it('sends the customer notice of the data-breach playbook only with two approvals', async () => {
+    const result = await simulate({
+      playbookFile: path.join(ROOT, 'playbooks/data-breach.yaml'),
+      triggerFile: path.join(ROOT, 'test/fixtures/webhooks/alertmanager-ransomware-firing.json'),
+      directoryFile: DIRECTORY,
+      start: DateTime.fromISO('2026-12-03T09:00:00Z'),
+      resolveAtEnd: true,
+      resolveAfter: Duration.fromObject({ hours: 3 }),
+      approveAfter: Duration.fromObject({ minutes: 10 }),
+      approveBy: ['ilse', 'hana'],
+    });
+
+    const steps = result.timeline.map((entry) =>
+      `${entry.offset} ${entry.type} ${entry.by ?? ''}`.trim(),
+    );
+    expect(steps).toContain('+30m approval.requested');
+    expect(steps).toContain('+40m approval.received ilse');
+    const notice = result.timeline.find(
+      (entry) => entry.stageId === 'customer-notice' && entry.type === 'stage.fired',
+    );
+    expect(notice?.offset).toBe('+40m');
+    expect(notice?.messages?.map((message) => message.personId)).toEqual(['jonas', 'kim']);
+    expect(notice?.messages?.some((message) => message.body.includes('WS-1187'))).toBe(false);
   });
 
   it('tells people in their own language, and the others in the playbook locale', async () => {

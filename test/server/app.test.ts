@@ -169,6 +169,26 @@ describe('HTTP app', () => {
     expect(dumpDatabase(store)).toEqual(before);
   });
 
+  it('refuses an approval for a stage without a gate with 403, and one without a stage with 422', async () => {
+    const started = (await (await hook(firing)).json()) as { incidents: { incidentId: string }[] };
+    const id = started.incidents[0]?.incidentId ?? '';
+    const approve = (body: string): Promise<Response> =>
+      Promise.resolve(
+        app.request(`/api/incidents/${id}/approve`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+          body,
+        }),
+      );
+
+    const ungated = await approve(JSON.stringify({ stage: 'escalate-management', by: 'chioma' }));
+    const noStage = await approve(JSON.stringify({ by: 'chioma' }));
+
+    expect(ungated.status).toBe(403);
+    expect(((await ungated.json()) as { code: string }).code).toBe('E_ENGINE_NOT_APPROVER');
+    expect(noStage.status).toBe(422);
+  });
+
   it('answers 404 for an unknown incident and 409 for an ack of a closed one', async () => {
     const unknown = await app.request('/api/incidents/inc_nope/ack', {
       method: 'POST',

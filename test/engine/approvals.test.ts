@@ -1,0 +1,147 @@
+import { DateTime } from 'luxon';
+import { beforeEach, describe, expect, it } from 'vitest';
+
+import {
+  createEngine,
+  IncidentStore,
+  ManualClock,
+  parseDirectory,
+  parsePlaybook,
+} from '../../src/index.js';
+import type { Engine } from '../../src/index.js';
+
+const START = DateTime.fromISO('2026-12-03T09:00:00Z');
+
+function playbookWith(onTimeout: 'hold' | 'send' | 'escalate') {
+  return parsePlaybook(
+    `apiVersion: tocsin/v1
+kind: Playbook
+metadata: { name: gated, version: 1 }
+triggers: [{ source: alertmanager }]
+audiences:
+  customers: { select: { tags: [customer] }, channels: [email] }
+  crisis: { select: { roles: [crisis-lead] }, channels: [sms] }
+stages:
+  - id: notice
+    after: 30m
+    audiences: [customers]
+    approval: { roles: [legal, comms], quorum: 2, timeout: 1h, onTimeout: ${onTimeout} }
+${onTimeout === 'escalate' ? '  - { id: overdue, on: approval-timed-out, audiences: [crisis] }\n' : ''}messages:
+  notice:
+    customers: { email: { subject: Notice, text: 'We are working on it.' } }
+${onTimeout === 'escalate' ? "  overdue:\n    crisis: { sms: 'Notice not approved.' }\n" : ''}`,
+    'gated.yaml',
+  );
+}
+
+const directory = parseDirectory(
+  `apiVersion: tocsin/v1
+kind: Directory
+people:
+  - { id: ilse, name: Ilse, phone: '+12025550109', roles: [legal] }
+  - { id: hana, name: Hana, email: hana@example.com, roles: [comms] }
+  - { id: frieda, name: Frieda, phone: '+12025550106', roles: [crisis-lead, comms] }
+  - { id: kim, name: Kim, email: kim@example.com, tags: [customer] }
+`,
+  'directory.yaml',
+);
+
+describe('approval gates', () => {
+  let store: IncidentStore;
+  let clock: ManualClock;
+  let engine: Engine;
+
+  function start(onTimeout: 'hold' | 'send' | 'escalate' = 'hold', createdBy = 'frieda'): string {
+    store = new IncidentStore(':memory:');
+    clock = new ManualClock(START);
+    engine = createEngine({ store, clock, directory });
+    engine.loadPlaybooks([playbookWith(onTimeout)]);
+    engine.start();
+    return engine.startIncident({ playbook: 'gated', variables: {}, createdBy }).id;
+  }
+
+  function sent(id: string): string[] {
+    return store.listMessages(id).map((message) => `${message.stageId}:${message.personId}`);
+  }
+
+  beforeEach(() => {
+    store?.close();
+  });
+
+  it('asks the approvers, not the author, when the stage is due, and sends on the quorum', () => {
+    const id = start();
+
+    clock.advanceTo(START.plus({ minutes: 30 }));
+    expect(sent(id)).toEqual(['approval:notice:ilse', 'approval:notice:hana']);
+
+    clock.advanceTo(START.plus({ minutes: 40 }));
+    engine.approve(id, 'notice', 'ilse');
+    expect(sent(id)).not.toContain('notice:kim');
+    engine.approve(id, 'notice', 'hana');
+
+    expect(sent(id)).toContain('notice:kim');
+    expect(store.listMessages(id).find((m) => m.stageId === 'notice')?.decidedAt).toBe(
+      '2026-12-03T09:40:00.000Z',
+    );
+    expect(store.listTimers(id)).toEqual([]);
+  });
+
+  it('refuses the author, people without the role, a second approval by the same person, and approvals before the stage is due', () => {
+    const id = start('hold', 'frieda');
+    const codeOf = (by: string): unknown => {
+      try {
+        engine.approve(id, 'notice', by);
+        return 'approved';
+      } catch (error) {
+        return (error as { code?: string }).code;
+      }
+    };
+
+    expect(codeOf('ilse')).toBe('E_ENGINE_NOT_APPROVER');
+    clock.advanceTo(START.plus({ minutes: 30 }));
+
+    expect(codeOf('frieda')).toBe('E_ENGINE_NOT_APPROVER');
+    expect(codeOf('kim')).toBe('E_ENGINE_NOT_APPROVER');
+    expect(codeOf('ilse')).toBe('approved');
+    expect(codeOf('ilse')).toBe('E_ENGINE_NOT_APPROVER');
+    expect(sent(id)).not.toContain('notice:kim');
+  });
+
+  it.each([
+    ['hold', ['approval:notice:ilse', 'approval:notice:hana', 'approval:notice:frieda']],
+    [
+      'send',
+      ['approval:notice:ilse', 'approval:notice:hana', 'approval:notice:frieda', 'notice:kim'],
+    ],
+    [
+      'escalate',
+      ['approval:notice:ilse', 'approval:notice:hana', 'approval:notice:frieda', 'overdue:frieda'],
+    ],
+  ] as const)('applies the %s policy when the approval times out', (policy, expected) => {
+    const id = start(policy, 'alertmanager');
+
+    clock.advanceTo(START.plus({ minutes: 30 }));
+    engine.approve(id, 'notice', 'ilse');
+    clock.advanceTo(START.plus({ hours: 1, minutes: 30 }));
+
+    expect(sent(id)).toEqual(expected);
+    expect(store.listAudit(id).some((entry) => entry.type === 'stage.skipped')).toBe(
+      policy !== 'send',
+    );
+  });
+
+  it('keeps the approvals given before a restart', () => {
+    const id = start('hold', 'alertmanager');
+    clock.advanceTo(START.plus({ minutes: 35 }));
+    engine.approve(id, 'notice', 'ilse');
+    engine.stop();
+
+    engine = createEngine({ store, clock, directory });
+    engine.loadPlaybooks([playbookWith('hold')]);
+    engine.restore();
+    engine.start();
+    engine.approve(id, 'notice', 'frieda');
+
+    expect(sent(id)).toContain('notice:kim');
+  });
+});
