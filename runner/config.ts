@@ -30,6 +30,7 @@ export interface ServiceConfig {
   directory: string;
   sandbox: boolean;
   server: { host: string; port: number; token: string; maxBodyBytes: number };
+  webhookSecrets: { pagerduty?: string; grafana?: string };
   dispatch: { concurrency: number; sendTimeoutMs: number };
   channels: { sms?: TwilioSmsConfig; email?: SmtpEmailConfig };
 }
@@ -42,6 +43,7 @@ interface ConfigDefinition {
   directory?: string;
   sandbox?: boolean;
   server?: { host?: string; port?: number; token?: SecretRef; maxBodyBytes?: number };
+  webhooks?: { pagerduty?: { secret: SecretRef }; grafana?: { secret: SecretRef } };
   dispatch?: { concurrency?: number; sendTimeout?: string };
   channels?: {
     sms?: Omit<TwilioSmsConfig, 'authToken'> & { provider: 'twilio'; authToken: SecretRef };
@@ -127,6 +129,14 @@ export async function loadServiceConfig(
       sendTimeoutMs,
     },
     channels: readChannels(definition.channels ?? {}, secret),
+    webhookSecrets: {
+      ...(definition.webhooks?.pagerduty
+        ? { pagerduty: secret(definition.webhooks.pagerduty.secret, 'webhooks.pagerduty.secret') }
+        : {}),
+      ...(definition.webhooks?.grafana
+        ? { grafana: secret(definition.webhooks.grafana.secret, 'webhooks.grafana.secret') }
+        : {}),
+    },
   };
 }
 
@@ -150,6 +160,7 @@ function embeddedDefault(env: NodeJS.ProcessEnv): ServiceConfig {
     },
     dispatch: { concurrency: 16, sendTimeoutMs: 30_000 },
     channels: {},
+    webhookSecrets: {},
   };
 }
 

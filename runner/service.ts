@@ -91,6 +91,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     log,
     token: config.server.token,
     maxBodyBytes: config.server.maxBodyBytes,
+    webhookSecrets: config.webhookSecrets,
     ...(sandbox ? { recorder: sandbox.recorder } : {}),
   });
   let server: ServerType;

@@ -32,6 +32,7 @@ export const ERROR_CODES = {
     'a WhatsApp message has no approved template for outside the 24-hour window',
   E_PLAYBOOK_MISSING_TRANSLATION:
     'people of an audience use a locale the message has no translation for',
+  E_PLAYBOOK_BAD_TRIGGER: 'a trigger uses a key its source does not read, or lacks one it needs',
   E_PLAYBOOK_BAD_APPROVAL: 'an approval gate cannot work as written',
   E_PLAYBOOK_NO_APPROVERS: 'fewer people can approve a stage than its quorum needs',
   E_PLAYBOOK_EMPTY_AUDIENCE: 'an audience selects nobody in the directory',
@@ -53,6 +54,7 @@ export const ERROR_CODES = {
   E_ENGINE_UNKNOWN_PLAYBOOK: 'no loaded playbook has the given name',
   E_ENGINE_UNKNOWN_INCIDENT: 'no incident has the given id',
   E_ENGINE_INCIDENT_CLOSED: 'the incident is resolved or cancelled and takes no more events',
+  E_ENGINE_NOT_DECLARER: 'the person may not start this playbook by hand',
   E_ENGINE_NOT_APPROVER:
     'the person may not approve this stage: not an approver, the author, or nothing is waiting',
   E_ENGINE_SNAPSHOT: 'a stored incident snapshot cannot be restored',

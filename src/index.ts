@@ -15,8 +15,14 @@ export { ManualClock, systemClock, toIsoUtc } from './clock.js';
 export type { Clock } from './clock.js';
 
 // triggers
-export { parseAlertmanagerPayload } from './triggers/index.js';
-export type { AlertmanagerPayload, VariableValues } from './triggers/index.js';
+export {
+  isWebhookSource,
+  parseAlertmanagerPayload,
+  verifyGrafanaSignature,
+  verifyPagerDutySignature,
+  WEBHOOK_SOURCES,
+} from './triggers/index.js';
+export type { AlertmanagerPayload, VariableValues, WebhookSource } from './triggers/index.js';
 
 // channels
 export { createSmtpEmailChannel, createTwilioSmsChannel } from './channels/index.js';

@@ -4,7 +4,13 @@ import { Hono } from 'hono';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 
-import { parseAlertmanagerPayload, TocsinError } from '../../src/index.js';
+import {
+  isWebhookSource,
+  TocsinError,
+  verifyGrafanaSignature,
+  verifyPagerDutySignature,
+  WEBHOOK_SOURCES,
+} from '../../src/index.js';
 import type { Engine, IncidentStore, Logger } from '../../src/index.js';
 import { HttpError } from '../errors.js';
 import type { MessageRecorder } from '../sandbox/recorder.js';
@@ -19,6 +25,14 @@ export interface AppDeps {
   maxBodyBytes: number;
   /** Present in sandbox mode only: serves `GET /sandbox/messages`. */
   recorder?: MessageRecorder;
+  /** Signing secrets of webhook sources that sign their bodies. */
+  webhookSecrets?: WebhookSecrets;
+}
+
+/** Secrets that PagerDuty and Grafana sign their webhook bodies with. */
+export interface WebhookSecrets {
+  pagerduty?: string;
+  grafana?: string;
 }
 
 type Env = { Variables: { requestId: string; log: Logger } };
@@ -29,6 +43,8 @@ const CLIENT_STATUS_BY_CODE: Partial<Record<string, HttpError['status']>> = {
   E_ENGINE_UNKNOWN_INCIDENT: 404,
   E_ENGINE_INCIDENT_CLOSED: 409,
   E_ENGINE_NOT_APPROVER: 403,
+  E_ENGINE_NOT_DECLARER: 403,
+  E_ENGINE_UNKNOWN_PLAYBOOK: 404,
 };
 
 /**
@@ -52,15 +68,37 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.use('/hooks/*', bearerAuth(deps.token));
   app.use('/api/*', bearerAuth(deps.token));
 
-  app.post('/hooks/alertmanager', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
-    const body = await readJson(c);
-    const payload = parseAlertmanagerPayload(body);
-    const outcomes = deps.engine.handleAlertmanager(payload, 'alertmanager');
-    c.get('log').info(
-      { groupStatus: payload.status, alerts: payload.alerts.length, outcomes: outcomes.length },
-      'alertmanager notification',
-    );
+  app.post('/hooks/:source', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
+    const sourceName = c.req.param('source');
+    if (!isWebhookSource(sourceName)) {
+      throw new HttpError(
+        404,
+        `no webhook source "${sourceName}"; use one of ${Object.keys(WEBHOOK_SOURCES).join(', ')}`,
+      );
+    }
+    const { text, value } = await readJsonText(c);
+    checkSignature(sourceName, text, c, deps.webhookSecrets ?? {});
+    const payload = WEBHOOK_SOURCES[sourceName].parse(value);
+    const outcomes = deps.engine.handleWebhook(sourceName, payload, sourceName);
+    c.get('log').info({ source: sourceName, outcomes: outcomes.length }, 'webhook received');
     return c.json({ incidents: outcomes });
+  });
+
+  app.post('/api/incidents', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
+    const body = await readJson(c);
+    const request = body as { playbook?: unknown; variables?: unknown } | null;
+    if (typeof request?.playbook !== 'string') {
+      throw new HttpError(
+        422,
+        'the body must name the playbook: {"playbook": "data-breach", "by": "frieda", "variables": {...}}',
+      );
+    }
+    const by = readActor(body);
+    if (by === 'api')
+      throw new HttpError(422, 'starting an incident must say who does: {"by": "person-id"}');
+    const variables = readVariables(request.variables);
+    const incident = deps.engine.declare({ playbook: request.playbook, variables, by });
+    return c.json(toIncidentView(deps.store, incident, false), 201);
   });
 
   app.get('/api/incidents', (c) => {
@@ -162,6 +200,11 @@ function jsonBodyLimit(maxBytes: number): MiddlewareHandler<Env> {
 }
 
 async function readJson(c: Context<Env>): Promise<unknown> {
+  return (await readJsonText(c)).value;
+}
+
+/** The body as received (signatures cover these bytes) and parsed. */
+async function readJsonText(c: Context<Env>): Promise<{ text: string; value: unknown }> {
   const type = c.req.header('content-type') ?? '';
   if (!/^application\/json\s*(;|$)/i.test(type)) {
     throw new HttpError(
@@ -171,7 +214,7 @@ async function readJson(c: Context<Env>): Promise<unknown> {
   }
   const text = await c.req.text();
   try {
-    return JSON.parse(text) as unknown;
+    return { text, value: JSON.parse(text) as unknown };
   } catch (cause) {
     throw new HttpError(
       400,
@@ -181,7 +224,23 @@ async function readJson(c: Context<Env>): Promise<unknown> {
   }
 }
 
-/** Who acknowledges: `{"by": "person-id"}`, or the API itself when the body names nobody. */
+/** Sources with a configured secret must sign their bodies; a failure says only that. */
+function checkSignature(
+  source: string,
+  text: string,
+  c: Context<Env>,
+  secrets: WebhookSecrets,
+): void {
+  const secret = secrets[source as keyof WebhookSecrets];
+  if (secret === undefined) return;
+  const isValid =
+    source === 'pagerduty'
+      ? verifyPagerDutySignature(text, c.req.header('x-pagerduty-signature'), secret)
+      : verifyGrafanaSignature(text, c.req.header('x-grafana-alerting-signature'), secret);
+  if (!isValid) throw new HttpError(401, 'the request was not authenticated');
+}
+
+/** Who acts: `{"by": "person-id"}`, or the API itself when the body names nobody. */
 function readActor(body: unknown): string {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new HttpError(422, 'the body must be a JSON object such as {"by": "ada"}');
@@ -195,6 +254,19 @@ function readActor(body: unknown): string {
     );
   }
   return by;
+}
+
+function readVariables(value: unknown): Record<string, string | number | boolean> {
+  if (value === undefined) return {};
+  const isRecord = value !== null && typeof value === 'object' && !Array.isArray(value);
+  const entries = isRecord ? Object.entries(value) : [];
+  if (
+    !isRecord ||
+    entries.some(([, item]) => !['string', 'number', 'boolean'].includes(typeof item))
+  ) {
+    throw new HttpError(422, '"variables" must be an object of strings, numbers and booleans');
+  }
+  return Object.fromEntries(entries);
 }
 
 function toErrorResponse(error: Error, c: Context<Env>): Response {

@@ -18,12 +18,8 @@ import type {
   NewOutboxMessage,
 } from '../store/index.js';
 import { TemplateEngine } from '../template/index.js';
-import {
-  extractVariables,
-  matchesAlertmanager,
-  toAlertmanagerDedupeKey,
-} from '../triggers/index.js';
-import type { AlertmanagerPayload, VariableValues } from '../triggers/index.js';
+import { convertVariables, extractVariables, WEBHOOK_SOURCES } from '../triggers/index.js';
+import type { AlertmanagerPayload, VariableValues, WebhookSource } from '../triggers/index.js';
 import { buildMachine } from './build-machine.js';
 import { approvalStageId, decideApprovalRequests, decideMessages } from './decide-messages.js';
 import type { IncidentEvent, IncidentMachine, StageDecision } from './build-machine.js';
@@ -192,32 +188,31 @@ export class Engine {
     return () => this.decidedListeners.delete(listener);
   }
 
+  /** Starts or resolves incidents for an Alertmanager notification; see `handleWebhook`. */
+  handleAlertmanager(payload: AlertmanagerPayload, createdBy: string): TriggerOutcome[] {
+    return this.handleWebhook('alertmanager', payload, createdBy);
+  }
+
   /**
-   * Starts or resolves incidents for an Alertmanager notification. A repeated firing notification
-   * for a group whose incident is open changes nothing.
+   * Starts or resolves incidents for a webhook body that its source has parsed. A repeated
+   * notification for an incident that is open changes nothing; a resolution closes it.
    *
    * @throws EngineError E_ENGINE_VARIABLE when every matching playbook needs a value the payload
    *   lacks; nothing is written then. When only some fail, the others start and the failures are
    *   returned as `rejected` outcomes.
    */
-  handleAlertmanager(payload: AlertmanagerPayload, createdBy: string): TriggerOutcome[] {
+  handleWebhook(
+    sourceName: WebhookSource['name'],
+    payload: unknown,
+    createdBy: string,
+  ): TriggerOutcome[] {
+    const source = WEBHOOK_SOURCES[sourceName];
     const matches = [...this.current.values()].flatMap((version) => {
       const trigger = version.playbook.definition.triggers.find(
-        (candidate) =>
-          candidate.source === 'alertmanager' && matchesAlertmanager(candidate, payload),
+        (candidate) => candidate.source === sourceName && source.matches(candidate, payload),
       );
       return trigger ? [{ version, trigger }] : [];
     });
-
-    if (payload.status === 'resolved') {
-      return matches.map(({ version }) => {
-        const name = version.playbook.name;
-        const open = this.store.findOpenIncident(toAlertmanagerDedupeKey(name, payload));
-        if (!open) return { playbook: name, action: 'not-open' };
-        this.resolve(open.id, createdBy);
-        return { playbook: name, action: 'resolved', incidentId: open.id };
-      });
-    }
 
     // Each playbook stands alone: one that cannot read its variables must not keep the others
     // from paging. Only when every match fails is the notification refused, with nothing written.
@@ -225,14 +220,31 @@ export class Engine {
     const failures: EngineError[] = [];
     for (const { version, trigger } of matches) {
       const playbook = version.playbook.name;
-      const dedupeKey = toAlertmanagerDedupeKey(playbook, payload);
-      const open = this.store.findOpenIncident(dedupeKey);
+      const dedupeKey = source.dedupeKey(trigger, playbook, payload);
+      const open = dedupeKey === undefined ? undefined : this.store.findOpenIncident(dedupeKey);
+
+      if (source.isResolution(trigger, payload)) {
+        if (!open) {
+          outcomes.push({ playbook, action: 'not-open' });
+          continue;
+        }
+        this.resolve(open.id, createdBy);
+        outcomes.push({ playbook, action: 'resolved', incidentId: open.id });
+        continue;
+      }
       if (open) {
         outcomes.push({ playbook, action: 'deduplicated', incidentId: open.id });
         continue;
       }
+
       let variables: VariableValues;
       try {
+        if (dedupeKey === undefined) {
+          throw new EngineError(
+            'E_ENGINE_VARIABLE',
+            `the payload has no value at "${trigger.dedupeKey ?? '(no dedupeKey)'}", which identifies the incident; send it`,
+          );
+        }
         const declared = version.playbook.definition.variables ?? {};
         variables = extractVariables(declared, trigger.variables ?? {}, payload);
       } catch (error) {
@@ -254,6 +266,42 @@ export class Engine {
     const [firstFailure] = failures;
     if (firstFailure && failures.length === outcomes.length) throw firstFailure;
     return outcomes;
+  }
+
+  /**
+   * Starts an incident by hand: the playbook must have a manual trigger, and the person must
+   * hold a role under `responsibilities.declare` when the playbook names any.
+   *
+   * @throws EngineError E_ENGINE_UNKNOWN_PLAYBOOK, E_ENGINE_NOT_DECLARER or E_ENGINE_VARIABLE
+   */
+  declare(request: {
+    playbook: string;
+    variables: Record<string, string | number | boolean>;
+    by: string;
+  }): IncidentRecord {
+    const version = this.current.get(request.playbook);
+    const definition = version?.playbook.definition;
+    if (!definition?.triggers.some((trigger) => trigger.source === 'manual')) {
+      const manual = [...this.current.values()]
+        .filter((candidate) =>
+          candidate.playbook.definition.triggers.some((trigger) => trigger.source === 'manual'),
+        )
+        .map((candidate) => `"${candidate.playbook.name}"`);
+      throw new EngineError(
+        'E_ENGINE_UNKNOWN_PLAYBOOK',
+        `no playbook named "${request.playbook}" can be started by hand; use one of ${manual.join(', ') || 'none (add a trigger with source: manual)'}`,
+      );
+    }
+    const allowed = definition.responsibilities?.declare;
+    const person = this.directory.people.find((candidate) => candidate.id === request.by);
+    if (allowed && !person?.roles.some((role) => allowed.includes(role))) {
+      throw new EngineError(
+        'E_ENGINE_NOT_DECLARER',
+        `"${request.by}" may not start "${request.playbook}": only people with the role ${allowed.map((role) => `"${role}"`).join(' or ')} may`,
+      );
+    }
+    const variables = convertVariables(definition.variables ?? {}, request.variables);
+    return this.startIncident({ playbook: request.playbook, variables, createdBy: request.by });
   }
 
   /**

@@ -10,6 +10,7 @@ import { checkSchema } from './check-schema.js';
 import { parseDuration } from './duration.js';
 import type {
   ApprovalGate,
+  TriggerDefinition,
   Playbook,
   PlaybookDefinition,
   Stage,
@@ -180,6 +181,8 @@ class SemanticChecker {
     }
 
     this.definition.triggers.forEach((trigger, index) => {
+      this.checkTriggerShape(trigger, index);
+      if (trigger.source === 'manual') return;
       const mapped = trigger.variables ?? {};
       for (const name of Object.keys(mapped)) {
         if (name in declared) continue;
@@ -303,6 +306,64 @@ class SemanticChecker {
     });
 
     return stages;
+  }
+
+  /** Each source reads only some trigger keys; a key it ignores is a mistake worth naming. */
+  private checkTriggerShape(trigger: TriggerDefinition, index: number): void {
+    const isAlertGroup = trigger.source === 'alertmanager' || trigger.source === 'grafana';
+    const misplaced: [
+      keyof TriggerDefinition | 'labels' | 'fields',
+      boolean,
+      PathSegments,
+      string,
+    ][] = [
+      [
+        'labels',
+        !isAlertGroup && trigger.match?.labels !== undefined,
+        ['triggers', index, 'match', 'labels'],
+        'only alertmanager and grafana triggers match labels; use match.fields',
+      ],
+      [
+        'fields',
+        isAlertGroup && trigger.match?.fields !== undefined,
+        ['triggers', index, 'match', 'fields'],
+        'alertmanager and grafana triggers match labels, not fields; use match.labels',
+      ],
+      [
+        'dedupeKey',
+        trigger.source !== 'json' && trigger.dedupeKey !== undefined,
+        ['triggers', index, 'dedupeKey'],
+        `the ${trigger.source} trigger has its own incident identity; remove dedupeKey:`,
+      ],
+      [
+        'resolveWhen',
+        trigger.source !== 'json' && trigger.resolveWhen !== undefined,
+        ['triggers', index, 'resolveWhen'],
+        `the ${trigger.source} trigger knows when it resolves; remove resolveWhen:`,
+      ],
+      [
+        'variables',
+        trigger.source === 'manual' && trigger.variables !== undefined,
+        ['triggers', index, 'variables'],
+        'a manual trigger takes its variables from the person who starts it; remove variables:',
+      ],
+      [
+        'match',
+        trigger.source === 'manual' && trigger.match !== undefined,
+        ['triggers', index, 'match'],
+        'a manual trigger matches nothing; remove match:',
+      ],
+    ];
+    for (const [, isWrong, path, message] of misplaced) {
+      if (isWrong) this.report(path, 'E_PLAYBOOK_BAD_TRIGGER', message, 'key');
+    }
+    if (trigger.source === 'json' && trigger.dedupeKey === undefined) {
+      this.report(
+        ['triggers', index],
+        'E_PLAYBOOK_BAD_TRIGGER',
+        'a json trigger needs dedupeKey: the payload path that identifies the incident, so a repeated delivery starts nothing new',
+      );
+    }
   }
 
   private readApproval(stage: StageDefinition, index: number): ApprovalGate | undefined {

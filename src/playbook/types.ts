@@ -21,15 +21,21 @@ export interface PlaybookDefinition {
   channels?: Partial<Record<ChannelKind, { trust?: Sensitivity }>>;
   limits?: { smsSegments?: number };
   triggers: TriggerDefinition[];
+  responsibilities?: { declare?: string[]; communicate?: string[] };
   variables?: Record<string, VariableDefinition>;
   audiences: Record<string, AudienceDefinition>;
   stages: StageDefinition[];
   messages: Record<string, Record<string, MessageDefinition>>;
 }
 
+/** Where incidents come from. */
+export type TriggerSource = 'alertmanager' | 'grafana' | 'pagerduty' | 'json' | 'manual';
+
 export interface TriggerDefinition {
-  source: 'alertmanager';
-  match?: { labels?: Record<string, string> };
+  source: TriggerSource;
+  match?: { labels?: Record<string, string>; fields?: Record<string, string | number | boolean> };
+  dedupeKey?: string;
+  resolveWhen?: { field: string; equals: string | number | boolean };
   variables?: Record<string, string>;
 }
 

@@ -1,8 +1,7 @@
-export {
-  matchesAlertmanager,
-  parseAlertmanagerPayload,
-  toAlertmanagerDedupeKey,
-} from './alertmanager.js';
+export { parseAlertmanagerPayload } from './alertmanager.js';
 export type { AlertmanagerAlert, AlertmanagerPayload } from './alertmanager.js';
-export { extractVariables, readPath } from './variables.js';
+export { isWebhookSource, WEBHOOK_SOURCES } from './sources.js';
+export type { WebhookSource } from './sources.js';
+export { verifyGrafanaSignature, verifyPagerDutySignature } from './signatures.js';
+export { convertVariables, extractVariables, readPath } from './variables.js';
 export type { VariableValues } from './variables.js';

@@ -82,3 +82,28 @@ function convert(
     `variable "${name}" must be a ${type}, but the payload gives a ${Array.isArray(raw) ? 'list' : typeof raw}; fix the trigger mapping or the sender`,
   );
 }
+
+/**
+ * Reads variables given by a person (manual trigger): every name must be declared, values are
+ * converted to their declared type, and missing ones take their default.
+ *
+ * @throws EngineError E_ENGINE_VARIABLE naming the variable that is unknown, missing or wrong
+ */
+export function convertVariables(
+  declared: Record<string, VariableDefinition>,
+  given: Record<string, string | number | boolean>,
+): VariableValues {
+  for (const name of Object.keys(given)) {
+    if (!(name in declared)) {
+      const known = Object.keys(declared)
+        .map((key) => `"${key}"`)
+        .join(', ');
+      throw new EngineError(
+        'E_ENGINE_VARIABLE',
+        `variable "${name}" is not declared by the playbook; use one of ${known || 'none'}`,
+      );
+    }
+  }
+  const mapping = Object.fromEntries(Object.keys(given).map((name) => [name, name]));
+  return extractVariables(declared, mapping, given);
+}
