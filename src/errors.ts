@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   E_PLAYBOOK_MISSING_TRANSLATION:
     'people of an audience use a locale the message has no translation for',
   E_PLAYBOOK_BAD_TRIGGER: 'a trigger uses a key its source does not read, or lacks one it needs',
+  E_PLAYBOOK_BAD_ACKNOWLEDGEMENT: 'an acknowledgement rule is incomplete or can never be met',
   E_PLAYBOOK_BAD_APPROVAL: 'an approval gate cannot work as written',
   E_PLAYBOOK_NO_APPROVERS: 'fewer people can approve a stage than its quorum needs',
   E_PLAYBOOK_EMPTY_AUDIENCE: 'an audience selects nobody in the directory',

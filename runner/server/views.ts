@@ -13,6 +13,9 @@ export interface IncidentView {
   state: string;
   acknowledged: boolean;
   acknowledgedBy: string | null;
+  /** Who acknowledged so far, and how many must. */
+  acks: string[];
+  acksNeeded: number;
   createdBy: string;
   startedAt: string;
   closedAt: string | null;
@@ -60,6 +63,8 @@ export function toIncidentView(
     state: toStateName(snapshot.value),
     acknowledged: (context?.acknowledgedAt ?? null) !== null,
     acknowledgedBy: context?.acknowledgedBy ?? null,
+    acks: context?.acks ?? [],
+    acksNeeded: context?.ackRequired ?? 1,
     createdBy: incident.createdBy,
     startedAt: incident.startedAt,
     closedAt: incident.closedAt,

@@ -36,6 +36,11 @@ export interface IncidentContext {
   createdBy: string;
   acknowledgedBy: string | null;
   acknowledgedAt: string | null;
+  /** Everyone who acknowledged so far, in order; `acknowledgedAt` is set when enough did. */
+  acks: string[];
+  /** How many different people must acknowledge, and who counts (null: anyone). */
+  ackRequired: number;
+  ackFrom: string[] | null;
   closedAt: string | null;
   timers: IncidentTimer[];
   fired: StageDecision[];
@@ -50,6 +55,8 @@ export interface IncidentInput {
   incidentId: string;
   startedAt: string;
   createdBy: string;
+  ackRequired?: number;
+  ackFrom?: string[] | null;
 }
 
 /**
@@ -199,6 +206,10 @@ export function buildMachine(stages: readonly Stage[]) {
         });
         return changes;
       }),
+      recordAck: assign(({ context, event }) => {
+        if (event.type !== 'ack.received') return {};
+        return { acks: [...context.acks, event.by] };
+      }),
       acknowledge: assign(({ context, event }) => {
         if (event.type !== 'ack.received') return {};
         const changes = copy(context);
@@ -246,6 +257,9 @@ export function buildMachine(stages: readonly Stage[]) {
     guards: {
       hasTimer: ({ context, event }) =>
         event.type === 'timer.fired' && context.timers.some((timer) => timer.id === event.timerId),
+      countsAck: ({ context, event }) => countsAck(context, event),
+      completesAck: ({ context, event }) =>
+        countsAck(context, event) && context.acks.length + 1 >= context.ackRequired,
       canApprove: ({ context, event }) =>
         event.type === 'approval.received' &&
         event.by !== context.createdBy &&
@@ -261,6 +275,9 @@ export function buildMachine(stages: readonly Stage[]) {
       createdBy: input.createdBy,
       acknowledgedBy: null,
       acknowledgedAt: null,
+      acks: [],
+      ackRequired: input.ackRequired ?? 1,
+      ackFrom: input.ackFrom ?? null,
       closedAt: null,
       timers: [],
       fired: [],
@@ -275,7 +292,16 @@ export function buildMachine(stages: readonly Stage[]) {
         initial: 'unacknowledged',
         states: {
           unacknowledged: {
-            on: { 'ack.received': { target: 'acknowledged', actions: 'acknowledge' } },
+            on: {
+              'ack.received': [
+                {
+                  guard: 'completesAck',
+                  target: 'acknowledged',
+                  actions: ['recordAck', 'acknowledge'],
+                },
+                { guard: 'countsAck', actions: 'recordAck' },
+              ],
+            },
           },
           acknowledged: {},
         },
@@ -320,6 +346,12 @@ export function buildMachine(stages: readonly Stage[]) {
         return;
     }
   }
+}
+
+/** An acknowledgement counts once per person, and only from the people the playbook names. */
+function countsAck(context: IncidentContext, event: IncidentEvent): boolean {
+  if (event.type !== 'ack.received' || context.acks.includes(event.by)) return false;
+  return context.ackFrom === null || context.ackFrom.includes(event.by);
 }
 
 /** The machine type for one playbook. */

@@ -4,6 +4,7 @@ import type { Actor } from 'xstate';
 
 import { toIsoUtc } from '../clock.js';
 import type { Clock } from '../clock.js';
+import { selectPeople } from '../directory/index.js';
 import type { Directory } from '../directory/index.js';
 import { EngineError } from '../errors.js';
 import { createId } from '../ids.js';
@@ -325,7 +326,12 @@ export class Engine {
     const startedAt = toIsoUtc(now);
     const id = createId('inc', now);
     const actor = createActor(version.machine, {
-      input: { incidentId: id, startedAt, createdBy: request.createdBy },
+      input: {
+        incidentId: id,
+        startedAt,
+        createdBy: request.createdBy,
+        ...this.ackRule(version.playbook),
+      },
     });
     actor.start();
     const running = this.toRunning(id, version, actor, request.variables);
@@ -653,6 +659,27 @@ export class Engine {
         stored.variables,
       ),
     );
+  }
+
+  /**
+   * Who must acknowledge, fixed at the start from the directory so a restart or a directory
+   * change does not move the goalposts of a running incident.
+   */
+  private ackRule(playbook: LoadedPlaybook): { ackRequired: number; ackFrom: string[] | null } {
+    const rule = playbook.definition.acknowledgement;
+    const audience =
+      rule?.audience === undefined ? undefined : playbook.definition.audiences[rule.audience];
+    const from = audience
+      ? selectPeople(this.directory, audience.select).map((person) => person.id)
+      : null;
+    switch (rule?.mode ?? 'first') {
+      case 'first':
+        return { ackRequired: 1, ackFrom: from };
+      case 'quorum':
+        return { ackRequired: rule?.quorum ?? 1, ackFrom: from };
+      case 'all':
+        return { ackRequired: Math.max(1, from?.length ?? 1), ackFrom: from };
+    }
   }
 
   private resolveVersion(versionId: number): PlaybookVersion {

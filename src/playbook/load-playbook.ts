@@ -146,6 +146,7 @@ class SemanticChecker {
 
   check(): { stages: Stage[]; messages: Map<string, CompiledMessage> } {
     this.checkVariables();
+    this.checkAcknowledgement();
     const stages = this.checkStages();
     const messages = compileMessages({
       source: this.source,
@@ -306,6 +307,35 @@ class SemanticChecker {
     });
 
     return stages;
+  }
+
+  private checkAcknowledgement(): void {
+    const ack = this.definition.acknowledgement;
+    if (!ack) return;
+    const audiences = Object.keys(this.definition.audiences);
+    if (ack.audience !== undefined && !audiences.includes(ack.audience)) {
+      this.report(
+        ['acknowledgement', 'audience'],
+        'E_PLAYBOOK_UNKNOWN_AUDIENCE',
+        `acknowledgements are counted from audience "${ack.audience}", which is not declared${suggest(ack.audience, audiences)}`,
+      );
+    }
+    if ((ack.mode === 'quorum') !== (ack.quorum !== undefined)) {
+      this.report(
+        ['acknowledgement'],
+        'E_PLAYBOOK_BAD_ACKNOWLEDGEMENT',
+        ack.mode === 'quorum'
+          ? 'mode: quorum needs quorum: the number of people who must acknowledge'
+          : 'quorum: counts only with mode: quorum; set the mode or remove quorum:',
+      );
+    }
+    if (ack.mode === 'all' && ack.audience === undefined) {
+      this.report(
+        ['acknowledgement', 'mode'],
+        'E_PLAYBOOK_BAD_ACKNOWLEDGEMENT',
+        'mode: all needs audience: the people who must all acknowledge',
+      );
+    }
   }
 
   /** Each source reads only some trigger keys; a key it ignores is a mistake worth naming. */

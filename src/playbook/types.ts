@@ -22,6 +22,7 @@ export interface PlaybookDefinition {
   limits?: { smsSegments?: number };
   triggers: TriggerDefinition[];
   responsibilities?: { declare?: string[]; communicate?: string[] };
+  acknowledgement?: { mode?: 'first' | 'all' | 'quorum'; quorum?: number; audience?: string };
   variables?: Record<string, VariableDefinition>;
   audiences: Record<string, AudienceDefinition>;
   stages: StageDefinition[];
