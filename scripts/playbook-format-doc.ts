@@ -51,6 +51,7 @@ export function listFields(schema: Schema, examples: unknown[]): FieldDoc[] {
     return {
       ...resolve(target ?? {}),
       ...(node.description ? { description: node.description } : {}),
+      ...(node.examples ? { examples: node.examples } : {}),
     };
   };
 
