@@ -1,6 +1,8 @@
 import type { Problem } from '../errors.js';
 import { locate, parseYamlSource } from '../playbook/index.js';
-import type { LoadedPlaybook } from '../playbook/index.js';
+import type { LoadedPlaybook, YamlSource } from '../playbook/index.js';
+
+type PathSegments = (string | number)[];
 import { selectPeople } from './load-directory.js';
 import type { Directory } from './types.js';
 
@@ -46,6 +48,8 @@ export function checkAudiences(playbook: LoadedPlaybook, directory: Directory): 
       });
     }
   }
+  problems.push(...checkRoles(playbook, directory, source));
+
   playbook.stages.forEach((stage, index) => {
     if (!stage.approval) return;
     const roles = stage.approval.roles;
@@ -60,6 +64,43 @@ export function checkAudiences(playbook: LoadedPlaybook, directory: Directory): 
     });
   });
   return problems;
+}
+
+/** Every role the playbook names is held by somebody; a typo would silently select nobody. */
+function checkRoles(playbook: LoadedPlaybook, directory: Directory, source: YamlSource): Problem[] {
+  const held = new Set(directory.people.flatMap((person) => person.roles));
+  const known = [...held]
+    .sort()
+    .map((role) => `"${role}"`)
+    .join(', ');
+  const { definition } = playbook;
+  const places: [PathSegments, string[] | undefined][] = [
+    ...Object.entries(definition.audiences).map(
+      ([id, audience]): [PathSegments, string[] | undefined] => [
+        ['audiences', id, 'select', 'roles'],
+        audience.select.roles,
+      ],
+    ),
+    ...definition.stages.map((stage, index): [PathSegments, string[] | undefined] => [
+      ['stages', index, 'approval', 'roles'],
+      stage.approval?.roles,
+    ]),
+    [['responsibilities', 'declare'], definition.responsibilities?.declare],
+    [['responsibilities', 'communicate'], definition.responsibilities?.communicate],
+  ];
+  return places.flatMap(([path, roles]) =>
+    (roles ?? []).flatMap((role, index): Problem[] =>
+      held.has(role)
+        ? []
+        : [
+            {
+              code: 'E_PLAYBOOK_UNKNOWN_ROLE',
+              message: `nobody in ${directory.file} has the role "${role}"; fix the name or give the role to someone (roles in use: ${known || 'none'})`,
+              location: locate(source, [...path, index]),
+            },
+          ],
+    ),
+  );
 }
 
 function language(locale: string): string {

@@ -72,4 +72,19 @@ describe('checkAudiences', () => {
       }),
     ]);
   });
+
+  it('reports a role that nobody in the directory holds, at the role', () => {
+    const people = directory(`  - { id: a, name: A, phone: '+12025550101', roles: [on-call] }
+  - { id: b, name: B, email: b@example.com, groups: [it-management] }
+`);
+
+    const problems = checkAudiences(playbook, people);
+
+    expect(
+      problems.map((problem) => [problem.code, problem.location.line, problem.location.col]),
+    ).toEqual([
+      ['E_PLAYBOOK_EMPTY_AUDIENCE', 18, 3],
+      ['E_PLAYBOOK_UNKNOWN_ROLE', 19, 23],
+    ]);
+  });
 });
