@@ -34,6 +34,7 @@ export const ERROR_CODES = {
     'people of an audience use a locale the message has no translation for',
   E_PLAYBOOK_BAD_TRIGGER: 'a trigger uses a key its source does not read, or lacks one it needs',
   E_PLAYBOOK_BAD_ACKNOWLEDGEMENT: 'an acknowledgement rule is incomplete or can never be met',
+  E_PLAYBOOK_BAD_HOURS: 'business or quiet hours are missing, empty, or in an unknown time zone',
   E_PLAYBOOK_BAD_APPROVAL: 'an approval gate cannot work as written',
   E_PLAYBOOK_NO_APPROVERS: 'fewer people can approve a stage than its quorum needs',
   E_PLAYBOOK_UNKNOWN_ROLE: 'a playbook names a role that nobody in the directory has',

@@ -37,6 +37,7 @@ export interface TimelineEntry {
   stageId?: string;
   by?: string;
   messages?: {
+    heldUntil?: string;
     personId: string;
     name: string;
     channel: string;
@@ -159,7 +160,7 @@ export function formatSimulationText(result: SimulationResult): string {
     lines.push(`${entry.offset.padStart(8)}  ${what}${by}${count}`);
     for (const message of entry.messages ?? []) {
       lines.push(
-        `            ${message.channel.padEnd(5)} ${message.name} (${message.personId})${message.status === 'failed' ? ' NOT RENDERED' : ''}`,
+        `            ${message.channel.padEnd(5)} ${message.name} (${message.personId})${message.status === 'failed' ? ' NOT RENDERED' : ''}${message.heldUntil ? `, held for quiet hours until ${message.heldUntil}` : ''}`,
       );
       if (message.subject !== null) lines.push(`                  subject: ${message.subject}`);
       for (const line of toDisplayBody(message).split('\n'))
@@ -228,6 +229,7 @@ function toResult(
                 subject: message.subject,
                 body: message.body,
                 status: message.status,
+                ...(message.notBefore ? { heldUntil: message.notBefore } : {}),
               }))
           : undefined;
       const by = entry.actor === 'engine' ? {} : { by: entry.actor };

@@ -2,6 +2,7 @@ import { DateTime } from 'luxon';
 import { assign, setup } from 'xstate';
 
 import type { Stage, StageEvent } from '../playbook/index.js';
+import { isWithin, nextOpening } from '../time/index.js';
 
 /** A stored deadline: when it passes, the engine sends `timer.fired` with its id. */
 export interface IncidentTimer {
@@ -121,6 +122,15 @@ export function buildMachine(stages: readonly Stage[]) {
     };
   }
 
+  /** When a stage held to business hours may fire, if not now. */
+  function waitForBusinessHours(stage: TimedStage, at: string): string | undefined {
+    if (!stage.businessHours) return undefined;
+    const instant = DateTime.fromISO(at, { zone: 'utc' });
+    return isWithin(stage.businessHours, instant)
+      ? undefined
+      : toIso(nextOpening(stage.businessHours, instant));
+  }
+
   function isSkippedOnAck(stageId: string): boolean {
     return timed.some(
       (stage) =>
@@ -138,7 +148,15 @@ export function buildMachine(stages: readonly Stage[]) {
       scheduleStages: assign(({ context }) => {
         const changes = copy(context);
         for (const stage of timed) {
-          if (stage.after.toMillis() === 0) {
+          const opening = waitForBusinessHours(stage, context.startedAt);
+          if (stage.after.toMillis() === 0 && opening) {
+            changes.timers.push({
+              id: `stage:${stage.id}`,
+              stageId: stage.id,
+              dueAt: opening,
+              occurrence: 1,
+            });
+          } else if (stage.after.toMillis() === 0) {
             release(changes, stage.id, context.startedAt, 1);
             const next = nextRepeat(stage, context.startedAt, 1);
             if (next) changes.timers.push(next);
@@ -167,6 +185,11 @@ export function buildMachine(stages: readonly Stage[]) {
         }
 
         const stage = timed.find((candidate) => candidate.id === timer.stageId);
+        const opening = stage && waitForBusinessHours(stage, event.at);
+        if (opening) {
+          changes.timers.push({ ...timer, dueAt: opening });
+          return changes;
+        }
         if (stage?.unlessAcknowledged && context.acknowledgedAt !== null) {
           changes.skipped.push({
             stageId: timer.stageId,

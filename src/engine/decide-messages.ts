@@ -8,6 +8,7 @@ import { messageKey } from '../playbook/index.js';
 import type { ChannelKind, CompiledVariant, LoadedPlaybook } from '../playbook/index.js';
 import type { NewOutboxMessage } from '../store/index.js';
 import type { TemplateEngine, TemplateScope } from '../template/index.js';
+import { closingAfter, isWithin } from '../time/index.js';
 import type { VariableValues } from '../triggers/index.js';
 import type { IncidentContext, StageDecision } from './build-machine.js';
 
@@ -95,13 +96,26 @@ export function decideMessages(input: DecideMessagesInput): NewOutboxMessage[] {
         address: addressOf(person, channel) ?? '',
         decidedAt: decision.at,
       };
-      messages.push(render(input, base, variant, channel, scope));
+      const rendered = render(input, base, variant, channel, scope);
+      const heldUntil = stage.critical ? undefined : quietUntil(playbook, person, decision.at);
+      messages.push(heldUntil ? { ...rendered, notBefore: heldUntil } : rendered);
     }
   }
 
   if (unreachable > 0)
     input.log.warn({ stageId: stage.id, unreachable }, 'recipients without an address');
   return messages;
+}
+
+/** The end of the person's quiet hours, in their own time zone, if `at` falls inside them. */
+function quietUntil(playbook: LoadedPlaybook, person: Person, at: string): string | undefined {
+  const quiet = playbook.definition.hours?.quiet;
+  if (!quiet) return undefined;
+  const window = { zone: person.timeZone, from: quiet.from, to: quiet.to };
+  const instant = DateTime.fromISO(at, { zone: 'utc' });
+  return isWithin(window, instant)
+    ? (closingAfter(window, instant).toISO() ?? undefined)
+    : undefined;
 }
 
 /** Where a person is reached on a channel; WhatsApp uses the mobile number. */

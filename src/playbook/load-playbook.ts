@@ -8,8 +8,12 @@ import { compileMessages, quoteList, stripLocation, suggest } from './check-mess
 import type { CompiledMessage } from './check-messages.js';
 import { checkSchema } from './check-schema.js';
 import { parseDuration } from './duration.js';
+import { IANAZone } from 'luxon';
+
+import type { TimeWindow } from '../time/index.js';
 import type {
   ApprovalGate,
+  Weekday,
   TriggerDefinition,
   Playbook,
   PlaybookDefinition,
@@ -113,6 +117,8 @@ export function validatePlaybookText(text: string, file: string): Problem[] {
   }
 }
 
+const WEEKDAYS: readonly Weekday[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+
 function describeBadValue(
   variable: NonNullable<PlaybookDefinition['variables']>[string],
   value: string | number | boolean,
@@ -147,6 +153,7 @@ class SemanticChecker {
   check(): { stages: Stage[]; messages: Map<string, CompiledMessage> } {
     this.checkVariables();
     this.checkAcknowledgement();
+    this.checkHours();
     const stages = this.checkStages();
     const messages = compileMessages({
       source: this.source,
@@ -303,10 +310,52 @@ class SemanticChecker {
       }
       const gate = timedApproval.get(stage.id);
       if (gate && timed.kind === 'timed') timed.approval = gate;
+      if (stage.during === 'business' && timed.kind === 'timed') {
+        const window = this.businessHours();
+        if (window) timed.businessHours = window;
+        else {
+          this.report(
+            ['stages', index, 'during'],
+            'E_PLAYBOOK_BAD_HOURS',
+            `stage "${stage.id}" waits for business hours, but hours.business is not set; add it (zone, days, from, to)`,
+            'key',
+          );
+        }
+      }
       stages.push(timed);
     });
 
     return stages;
+  }
+
+  private businessHours(): TimeWindow | undefined {
+    const business = this.definition.hours?.business;
+    if (!business) return undefined;
+    const window: TimeWindow = { zone: business.zone, from: business.from, to: business.to };
+    if (business.days) window.days = business.days.map((day) => WEEKDAYS.indexOf(day) + 1);
+    return window;
+  }
+
+  private checkHours(): void {
+    const zone = this.definition.hours?.business?.zone;
+    if (zone !== undefined && !IANAZone.isValidZone(zone)) {
+      this.report(
+        ['hours', 'business', 'zone'],
+        'E_PLAYBOOK_BAD_HOURS',
+        `"${zone}" is not an IANA time zone; write it like Europe/Berlin or America/New_York`,
+      );
+    }
+    const windows = [this.definition.hours?.business, this.definition.hours?.quiet];
+    ['business', 'quiet'].forEach((name, index) => {
+      const window = windows[index];
+      if (window && window.from === window.to) {
+        this.report(
+          ['hours', name, 'to'],
+          'E_PLAYBOOK_BAD_HOURS',
+          `${name} hours start and end at ${window.from}, which makes an empty window; change from: or to:`,
+        );
+      }
+    });
   }
 
   private checkAcknowledgement(): void {

@@ -1,7 +1,12 @@
 import type { Duration } from 'luxon';
 
+import type { TimeWindow } from '../time/index.js';
+
 /** A channel kind a playbook can send over; the service config maps each kind to a provider. */
 export type ChannelKind = 'sms' | 'whatsapp' | 'email';
+
+/** A weekday as playbooks write it. */
+export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
 
 /** How sensitive content is; a channel's trust and an audience's limit use the same scale. */
 export type Sensitivity = 'public' | 'internal' | 'confidential' | 'restricted';
@@ -20,6 +25,10 @@ export interface PlaybookDefinition {
   locale?: string;
   channels?: Partial<Record<ChannelKind, { trust?: Sensitivity }>>;
   limits?: { smsSegments?: number };
+  hours?: {
+    business?: { zone: string; days?: Weekday[]; from: string; to: string };
+    quiet?: { from: string; to: string };
+  };
   triggers: TriggerDefinition[];
   responsibilities?: { declare?: string[]; communicate?: string[] };
   acknowledgement?: { mode?: 'first' | 'all' | 'quorum'; quorum?: number; audience?: string };
@@ -70,6 +79,8 @@ export interface StageDefinition {
     timeout?: string;
     onTimeout?: ApprovalTimeoutPolicy;
   };
+  critical?: boolean;
+  during?: 'business';
   audiences: string[];
 }
 
@@ -107,6 +118,8 @@ export type Stage =
       every?: Duration;
       until?: 'resolved' | 'acknowledged';
       approval?: ApprovalGate;
+      /** Business hours the stage waits for, when it has `during: business`. */
+      businessHours?: TimeWindow;
       audiences: string[];
     }
   | { id: string; kind: 'event'; on: StageEvent; approval?: ApprovalGate; audiences: string[] };

@@ -191,10 +191,10 @@ export class IncidentStore {
     for (const message of messages) {
       this.run(
         `INSERT INTO outbox (incident_id, stage_id, occurrence, audience_id, person_id, channel, address,
-           subject, body, status, error_code, error_message, decided_at, updated_at)
+           subject, body, status, error_code, error_message, decided_at, not_before, updated_at)
          VALUES (@incidentId, @stageId, @occurrence, @audienceId, @personId, @channel, @address,
-           @subject, @body, @status, @errorCode, @errorMessage, @decidedAt, @decidedAt)`,
-        message,
+           @subject, @body, @status, @errorCode, @errorMessage, @decidedAt, @notBefore, @decidedAt)`,
+        { ...message, notBefore: message.notBefore ?? null },
       );
     }
   }
@@ -392,6 +392,7 @@ function toMessage(row: Row): OutboxRecord {
     errorMessage: text(row.error_message),
     decidedAt: String(row.decided_at),
     sendDeadline: text(row.send_deadline),
+    ...(row.not_before === null || row.not_before === undefined ? {} : { notBefore: String(row.not_before) }),
     updatedAt: String(row.updated_at),
   };
 }

@@ -48,6 +48,8 @@ export interface NewOutboxMessage {
   errorCode: string | null;
   errorMessage: string | null;
   decidedAt: string;
+  /** Hold the message until then, e.g. past the recipient's quiet hours. */
+  notBefore?: string;
 }
 
 export interface OutboxRecord extends Omit<NewOutboxMessage, 'status'> {

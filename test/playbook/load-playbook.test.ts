@@ -55,6 +55,7 @@ const CASES: InvalidCase[] = [
   ['approval-policy-without-timeout.yaml', 'E_PLAYBOOK_BAD_APPROVAL', 32, 33],
   ['approval-timed-out-without-escalation.yaml', 'E_PLAYBOOK_UNREACHABLE_STAGE', 36, 24],
   ['dedupe-key-on-alertmanager.yaml', 'E_PLAYBOOK_BAD_TRIGGER', 10, 5],
+  ['business-hours-not-set.yaml', 'E_PLAYBOOK_BAD_HOURS', 32, 5],
 ];
 
 /**

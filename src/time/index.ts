@@ -1,0 +1,2 @@
+export { closingAfter, isWithin, nextOpening } from './windows.js';
+export type { TimeWindow } from './windows.js';
