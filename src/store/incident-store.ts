@@ -392,7 +392,9 @@ function toMessage(row: Row): OutboxRecord {
     errorMessage: text(row.error_message),
     decidedAt: String(row.decided_at),
     sendDeadline: text(row.send_deadline),
-    ...(row.not_before === null || row.not_before === undefined ? {} : { notBefore: String(row.not_before) }),
+    ...(row.not_before === null || row.not_before === undefined
+      ? {}
+      : { notBefore: String(row.not_before) }),
     updatedAt: String(row.updated_at),
   };
 }
