@@ -11,7 +11,7 @@ import {
   TemplateEngine,
   TocsinError,
 } from '../../src/checks.js';
-import type { Directory, Problem, YamlSource } from '../../src/checks.js';
+import type { Directory, Problem } from '../../src/checks.js';
 import { loadServiceConfig } from '../config.js';
 import { UsageError } from '../errors.js';
 import { findPlaybookFiles } from '../load-playbooks.js';
@@ -34,35 +34,72 @@ export async function validateFiles(
       `no *.yaml or *.yml files in ${paths.join(', ')}; give playbook files or folders`,
     );
   }
-  const texts = new Map<string, string>();
-  const names = new Map<string, string>();
-  const templates = new TemplateEngine();
-  const result: ValidateResult = { files: [], problemCount: 0 };
 
+  const checked = await checkFiles(files, options.directory);
+  addDuplicateNames(checked);
+
+  const result: ValidateResult = { files: [], problemCount: 0 };
+  const texts = new Map<string, string>();
+  for (const entry of checked) {
+    result.files.push({ file: entry.file, kind: entry.kind, problems: entry.problems });
+    result.problemCount += entry.problems.length;
+    if (entry.problems.length > 0)
+      texts.set(entry.file, await readFile(entry.file, 'utf8').catch(() => ''));
+  }
+  return { result, texts };
+}
+
+/** What checking one file found; `name` lets the caller compare names across files. */
+interface CheckedFile {
+  file: string;
+  kind: string;
+  problems: Problem[];
+  name?: { value: string; location: Problem['location'] };
+}
+
+/** Checks files one after another. */
+async function checkFiles(
+  files: readonly string[],
+  directory: Directory | undefined,
+): Promise<CheckedFile[]> {
+  const templates = new TemplateEngine();
+  const checked: CheckedFile[] = [];
   for (const file of files) {
     let text: string;
     try {
       text = await readFile(file, 'utf8');
     } catch {
-      const problem: Problem = {
-        code: 'E_PLAYBOOK_READ',
-        message: `${file} cannot be read; check the path`,
-        location: { file, line: 1, col: 1 },
-      };
-      result.files.push({ file, kind: 'unknown', problems: [problem] });
-      result.problemCount++;
+      const location = { file, line: 1, col: 1 };
+      checked.push({
+        file,
+        kind: 'unknown',
+        problems: [
+          { code: 'E_PLAYBOOK_READ', message: `${file} cannot be read; check the path`, location },
+        ],
+      });
       continue;
     }
-    texts.set(file, text);
-    const { kind, problems } = await checkText(text, file, {
-      directory: options.directory,
-      names,
-      templates,
-    });
-    result.files.push({ file, kind, problems });
-    result.problemCount += problems.length;
+    checked.push(await checkText(text, file, { directory, templates }));
   }
-  return { result, texts };
+  return checked;
+}
+
+/** Two playbooks checked together must not share a name: the service would keep only one. */
+function addDuplicateNames(checked: CheckedFile[]): void {
+  const first = new Map<string, string>();
+  for (const entry of checked) {
+    if (!entry.name) continue;
+    const earlier = first.get(entry.name.value);
+    if (earlier === undefined) {
+      first.set(entry.name.value, entry.file);
+      continue;
+    }
+    entry.problems.push({
+      code: 'E_PLAYBOOK_DUPLICATE_NAME',
+      message: `playbook name "${entry.name.value}" is also used by ${earlier}; give each playbook its own metadata.name`,
+      location: entry.name.location,
+    });
+  }
 }
 
 /** Prints a validate result as text: every problem with an excerpt, then a count. */
@@ -78,12 +115,8 @@ export function formatValidateText(result: ValidateResult, texts: Map<string, st
 async function checkText(
   text: string,
   file: string,
-  options: {
-    directory: Directory | undefined;
-    names: Map<string, string>;
-    templates: TemplateEngine;
-  },
-): Promise<{ kind: string; problems: Problem[] }> {
+  options: { directory: Directory | undefined; templates: TemplateEngine },
+): Promise<CheckedFile> {
   let kind = 'unknown';
   try {
     const source = parseYamlSource(text, file);
@@ -93,32 +126,14 @@ async function checkText(
     else if (kind === 'Config') await loadServiceConfig(file, {}, { resolveSecrets: false });
     else {
       const playbook = parsePlaybookSource(source, { templates: options.templates });
-      const problems = checkUniqueName(source, options.names);
-      if (options.directory) problems.push(...checkAudiences(playbook, options.directory));
-      return { kind, problems };
+      const problems = options.directory ? checkAudiences(playbook, options.directory) : [];
+      const name = { value: playbook.name, location: locate(source, ['metadata', 'name']) };
+      return { file, kind, problems, name };
     }
-    return { kind, problems: [] };
+    return { file, kind, problems: [] };
   } catch (error) {
-    return { kind, problems: toProblems(error, file) };
+    return { file, kind, problems: toProblems(error, file) };
   }
-}
-
-/** Two playbooks checked together must not share a name: the service would keep only one. */
-function checkUniqueName(source: YamlSource, names: Map<string, string>): Problem[] {
-  const name = (source.value as { metadata?: { name?: unknown } }).metadata?.name;
-  if (typeof name !== 'string') return [];
-  const first = names.get(name);
-  if (first === undefined) {
-    names.set(name, source.file);
-    return [];
-  }
-  return [
-    {
-      code: 'E_PLAYBOOK_DUPLICATE_NAME',
-      message: `playbook name "${name}" is also used by ${first}; give each playbook its own metadata.name`,
-      location: locate(source, ['metadata', 'name']),
-    },
-  ];
 }
 
 function toProblems(error: unknown, file: string): Problem[] {
