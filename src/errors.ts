@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   E_TEMPLATE_SYNTAX: 'a Liquid template does not parse',
   E_TEMPLATE_RENDER: 'a Liquid template fails to render, for example on an undefined variable',
   E_DIRECTORY_DUPLICATE_ID: 'two people in the directory share an id',
+  E_API: 'the CLI could not do its work through the service API: unreachable, or it refused',
   E_USAGE: 'the command line is wrong: an unknown flag, a missing argument, a bad value',
   E_CONFIG_INVALID: 'the service config is invalid',
   E_CONFIG_SECRET_MISSING: 'a secret named by the config is not set',

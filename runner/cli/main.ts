@@ -130,6 +130,86 @@ program
     await service.close();
   });
 
+const urlOption = [
+  '--url <url>',
+  'the running service (default http://127.0.0.1:8080); the token comes from TOCSIN_TOKEN',
+] as const;
+
+program
+  .command('trigger')
+  .description('start an incident of a playbook with a manual trigger, through the running service')
+  .argument('<playbook>', 'playbook name')
+  .requiredOption('--by <person>', 'who declares the incident (a person id with a declare role)')
+  .option(
+    '--var <name=value...>',
+    'incident variables, e.g. --var system="file server FS-03"',
+    collectVariables,
+    {},
+  )
+  .option(...urlOption)
+  .action(
+    async (
+      playbook: string,
+      options: { by: string; var: Record<string, string>; url?: string },
+    ) => {
+      const { callApi, resolveTarget } = await import('./api-client.js');
+      const target = resolveTarget(options.url, process.env);
+      const incident = await callApi(target, 'POST', '/api/incidents', {
+        playbook,
+        by: options.by,
+        variables: options.var,
+      });
+      process.stdout.write(`${JSON.stringify(incident, null, 2)}\n`);
+    },
+  );
+
+program
+  .command('ack')
+  .description('acknowledge an incident through the running service')
+  .argument('<incident>', 'incident id')
+  .option('--by <person>', 'who acknowledges')
+  .option(...urlOption)
+  .action(async (incident: string, options: { by?: string; url?: string }) => {
+    const { callApi, resolveTarget } = await import('./api-client.js');
+    const target = resolveTarget(options.url, process.env);
+    const body = options.by === undefined ? {} : { by: options.by };
+    const view = await callApi(
+      target,
+      'POST',
+      `/api/incidents/${encodeURIComponent(incident)}/ack`,
+      body,
+    );
+    process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+  });
+
+program
+  .command('approve')
+  .description('approve a stage waiting behind its approval gate, through the running service')
+  .argument('<incident>', 'incident id')
+  .argument('<stage>', 'stage id')
+  .requiredOption('--by <person>', 'who approves (not the incident author)')
+  .option(...urlOption)
+  .action(async (incident: string, stage: string, options: { by: string; url?: string }) => {
+    const { callApi, resolveTarget } = await import('./api-client.js');
+    const target = resolveTarget(options.url, process.env);
+    const route = `/api/incidents/${encodeURIComponent(incident)}/approve`;
+    const view = await callApi(target, 'POST', route, { stage, by: options.by });
+    process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+  });
+
+program
+  .command('status')
+  .description('list incidents, or show one with its messages, from the running service')
+  .argument('[incident]', 'incident id')
+  .option(...urlOption)
+  .action(async (incident: string | undefined, options: { url?: string }) => {
+    const { callApi, resolveTarget } = await import('./api-client.js');
+    const target = resolveTarget(options.url, process.env);
+    const route =
+      incident === undefined ? '/api/incidents' : `/api/incidents/${encodeURIComponent(incident)}`;
+    process.stdout.write(`${JSON.stringify(await callApi(target, 'GET', route), null, 2)}\n`);
+  });
+
 program
   .command('sandbox')
   .description(
@@ -165,6 +245,15 @@ interface SimulateFlags {
   approveAfter?: Duration;
   approveBy?: string[];
   resolve: boolean;
+}
+
+function collectVariables(value: string, previous: Record<string, string>): Record<string, string> {
+  const separator = value.indexOf('=');
+  if (separator <= 0)
+    throw new InvalidArgumentError(
+      `"${value}" is not name=value; write it like --var system=FS-03`,
+    );
+  return { ...previous, [value.slice(0, separator)]: value.slice(separator + 1) };
 }
 
 function parsePort(value: string): number {

@@ -1,0 +1,106 @@
+import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { SandboxInfo, TocsinProcess } from './processes.js';
+import {
+  listReceived,
+  ROOT,
+  startSandboxProcess,
+  startServe,
+  waitFor,
+  writeServeConfig,
+} from './processes.js';
+
+const TOKEN = 'cli-api-token-77';
+const run = promisify(execFile);
+
+describe('tocsin trigger, status and ack against a running service', () => {
+  let sandbox: { process: TocsinProcess; info: SandboxInfo };
+  let serve: { process: TocsinProcess; url: string };
+  let dir: string;
+
+  beforeAll(async () => {
+    sandbox = await startSandboxProcess();
+    const written = writeServeConfig(sandbox.info, 'playbooks/data-breach.yaml');
+    dir = written.dir;
+    serve = await startServe(written.config, {
+      TOCSIN_TOKEN: TOKEN,
+      TWILIO_AUTH_TOKEN: 'sandbox-auth-token',
+    });
+  });
+
+  afterAll(async () => {
+    await serve?.process.stop();
+    await sandbox?.process.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function tocsin(
+    ...args: string[]
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    try {
+      const { stdout, stderr } = await run(
+        process.execPath,
+        [path.join(ROOT, 'bin/tocsin.js'), ...args, '--url', serve.url],
+        {
+          cwd: ROOT,
+          env: { ...process.env, TOCSIN_TOKEN: TOKEN },
+        },
+      );
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const failed = error as { code: number; stdout: string; stderr: string };
+      return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+    }
+  }
+
+  it('declares an incident by hand, lists it, and acknowledges it', async () => {
+    const declared = await tocsin(
+      'trigger',
+      'data-breach',
+      '--by',
+      'frieda',
+      '--var',
+      'system=file server FS-03',
+      '--var',
+      'details=ransom note on FS-03',
+    );
+    expect(declared.code).toBe(0);
+    const incident = JSON.parse(declared.stdout) as { id: string; createdBy: string };
+    expect(incident.createdBy).toBe('frieda');
+
+    await waitFor(
+      async () =>
+        (await listReceived(sandbox.info)).some((m) => m.body.includes('FS-03')) ? true : undefined,
+      5_000,
+      'the first messages',
+    );
+    const status = JSON.parse((await tocsin('status')).stdout) as { incidents: { id: string }[] };
+    expect(status.incidents.map((entry) => entry.id)).toContain(incident.id);
+
+    const acked = await tocsin('ack', incident.id, '--by', 'ada');
+    expect(acked.code).toBe(0);
+    expect((JSON.parse(acked.stdout) as { acknowledged: boolean }).acknowledged).toBe(true);
+  });
+
+  it('reports a refusal by the service with its reason and exit code 1', async () => {
+    const refused = await tocsin(
+      'trigger',
+      'data-breach',
+      '--by',
+      'kim',
+      '--var',
+      'system=x',
+      '--var',
+      'details=y',
+    );
+
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('answered 403');
+    expect(refused.stderr).toContain('may not start "data-breach"');
+  });
+});
