@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   E_PLAYBOOK_BAD_APPROVAL: 'an approval gate cannot work as written',
   E_PLAYBOOK_NO_APPROVERS: 'fewer people can approve a stage than its quorum needs',
   E_PLAYBOOK_UNKNOWN_ROLE: 'a playbook names a role that nobody in the directory has',
+  E_PLAYBOOK_UNREACHABLE_PEOPLE: 'people in an audience have no address for any of its channels',
   E_PLAYBOOK_EMPTY_AUDIENCE: 'an audience selects nobody in the directory',
   E_TEMPLATE_SYNTAX: 'a Liquid template does not parse',
   E_TEMPLATE_RENDER: 'a Liquid template fails to render, for example on an undefined variable',

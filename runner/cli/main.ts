@@ -182,6 +182,36 @@ program
     process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
   });
 
+for (const [name, description] of [
+  [
+    'resolve',
+    'resolve an incident through the running service: timers stop, resolution stages fire',
+  ],
+  [
+    'cancel',
+    'cancel an incident through the running service: timers stop, cancellation stages fire',
+  ],
+] as const) {
+  program
+    .command(name)
+    .description(description)
+    .argument('<incident>', 'incident id')
+    .option('--by <person>', 'who does it')
+    .option(...urlOption)
+    .action(async (incident: string, options: { by?: string; url?: string }) => {
+      const { callApi, resolveTarget } = await import('./api-client.js');
+      const target = resolveTarget(options.url, process.env);
+      const body = options.by === undefined ? {} : { by: options.by };
+      const view = await callApi(
+        target,
+        'POST',
+        `/api/incidents/${encodeURIComponent(incident)}/${name}`,
+        body,
+      );
+      process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+    });
+}
+
 program
   .command('approve')
   .description('approve a stage waiting behind its approval gate, through the running service')

@@ -8,10 +8,10 @@ import {
   loadDirectory,
   loadPlaybook,
   ManualClock,
-  parseAlertmanagerPayload,
+  WEBHOOK_SOURCES,
   TocsinError,
 } from '../../src/index.js';
-import type { Directory, IncidentContext, LoadedPlaybook } from '../../src/index.js';
+import type { Directory, Engine, IncidentContext, LoadedPlaybook } from '../../src/index.js';
 
 /** Options of one simulated run. */
 export interface SimulateOptions {
@@ -68,7 +68,7 @@ const HORIZON = { days: 7 };
 export async function simulate(options: SimulateOptions): Promise<SimulationResult> {
   const playbook = await loadPlaybook(options.playbookFile);
   const directory = await loadDirectory(options.directoryFile);
-  const payload = parseAlertmanagerPayload(await readJson(options.triggerFile));
+  const body = await readJson(options.triggerFile);
 
   const clock = new ManualClock(options.start);
   const store = new IncidentStore(':memory:');
@@ -76,16 +76,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationResu
   engine.loadPlaybooks([playbook]);
   engine.start();
 
-  const outcome = engine
-    .handleAlertmanager(payload, 'simulation')
-    .find((entry) => entry.incidentId);
-  if (!outcome?.incidentId) {
-    throw new TocsinError(
-      'E_TRIGGER_PAYLOAD',
-      `${options.triggerFile} does not start playbook "${playbook.name}": no firing alert matches its trigger labels`,
-    );
-  }
-  const incidentId = outcome.incidentId;
+  const incidentId = startFromTrigger(engine, playbook, body, options.triggerFile);
 
   if (options.ackAfter) {
     const by = options.ackBy ?? 'simulation';
@@ -264,6 +255,39 @@ function toOffset(start: DateTime, at: DateTime): string {
     seconds > 0 ? `${seconds}s` : '',
   ];
   return `+${parts.join('') || '0m'}`;
+}
+
+/**
+ * Starts the incident the way the service would: through the playbook's first webhook source,
+ * or, for a playbook started only by hand, from `{"by": "...", "variables": {...}}`.
+ */
+function startFromTrigger(
+  engine: Engine,
+  playbook: LoadedPlaybook,
+  body: unknown,
+  file: string,
+): string {
+  const source = playbook.definition.triggers.find(
+    (trigger) => trigger.source !== 'manual',
+  )?.source;
+  if (source === undefined || source === 'manual') {
+    const request = body as { by?: unknown; variables?: unknown } | null;
+    const by = typeof request?.by === 'string' ? request.by : 'simulation';
+    const variables = (request?.variables ?? {}) as Record<string, string | number | boolean>;
+    return engine.declare({ playbook: playbook.name, variables, by }).id;
+  }
+
+  const payload = WEBHOOK_SOURCES[source].parse(body);
+  const outcome = engine
+    .handleWebhook(source, payload, 'simulation')
+    .find((entry) => entry.incidentId);
+  if (!outcome?.incidentId) {
+    throw new TocsinError(
+      'E_TRIGGER_PAYLOAD',
+      `${file} does not start playbook "${playbook.name}": it is a ${source} payload that matches none of the playbook's ${source} triggers`,
+    );
+  }
+  return outcome.incidentId;
 }
 
 /**

@@ -127,6 +127,18 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json(incident ? toIncidentView(deps.store, incident, false) : { id });
   });
 
+  for (const action of ['resolve', 'cancel'] as const) {
+    app.post(`/api/incidents/:id/${action}`, jsonBodyLimit(deps.maxBodyBytes), async (c) => {
+      const id = c.req.param('id');
+      const hasBody = c.req.header('content-length') !== '0' && c.req.header('content-type');
+      const by = hasBody ? readActor(await readJson(c)) : 'api';
+      if (action === 'resolve') deps.engine.resolve(id, by);
+      else deps.engine.cancel(id, by);
+      const incident = deps.store.getIncident(id);
+      return c.json(incident ? toIncidentView(deps.store, incident, false) : { id });
+    });
+  }
+
   app.post('/api/incidents/:id/approve', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
     const id = c.req.param('id');
     const body = await readJson(c);

@@ -28,6 +28,29 @@ export function checkAudiences(playbook: LoadedPlaybook, directory: Directory): 
       continue;
     }
 
+    const unreachable = people.filter((person) =>
+      audience.channels.every((channel) => (channel === 'email' ? !person.email : !person.phone)),
+    );
+    if (unreachable.length > 0) {
+      problems.push({
+        code: 'E_PLAYBOOK_UNREACHABLE_PEOPLE',
+        message: `audience "${audienceId}" selects ${unreachable.map((person) => `"${person.id}"`).join(', ')}, who ${unreachable.length === 1 ? 'has' : 'have'} no address for any of its channels (${audience.channels.join(', ')}); add a channel or the missing contact to the directory`,
+        location: locate(source, ['audiences', audienceId, 'channels'], 'key'),
+      });
+    }
+    const ack = definition.acknowledgement;
+    if (
+      ack?.audience === audienceId &&
+      ack.mode === 'quorum' &&
+      (ack.quorum ?? 1) > people.length
+    ) {
+      problems.push({
+        code: 'E_PLAYBOOK_BAD_ACKNOWLEDGEMENT',
+        message: `acknowledgement needs ${ack.quorum ?? 1} people from audience "${audienceId}", which has ${people.length}; lower the quorum or widen the audience`,
+        location: locate(source, ['acknowledgement', 'quorum']),
+      });
+    }
+
     const used = [...new Set(people.map((person) => person.locale))];
     for (const [stageId, byAudience] of Object.entries(definition.messages)) {
       const message = byAudience[audienceId];

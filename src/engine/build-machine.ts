@@ -126,9 +126,10 @@ export function buildMachine(stages: readonly Stage[]) {
   function waitForBusinessHours(stage: TimedStage, at: string): string | undefined {
     if (!stage.businessHours) return undefined;
     const instant = DateTime.fromISO(at, { zone: 'utc' });
-    return isWithin(stage.businessHours, instant)
-      ? undefined
-      : toIso(nextOpening(stage.businessHours, instant));
+    if (isWithin(stage.businessHours, instant)) return undefined;
+    // A window that never opens must not hold the stage forever, nor wake it in a loop.
+    const opening = nextOpening(stage.businessHours, instant);
+    return opening && opening > instant ? toIso(opening) : undefined;
   }
 
   function isSkippedOnAck(stageId: string): boolean {

@@ -363,6 +363,10 @@ function describeUnknownVariable(
   const [root, field] = segments;
   const name = segments.join('.');
   if (root === 'vars') {
+    // The whole map would carry every variable, sensitive ones included, past the checks.
+    if (field === undefined) {
+      return 'template uses "vars" as a whole; name each variable, like vars.summary';
+    }
     if (typeof field !== 'string' || declared.includes(field)) return undefined;
     return `template uses "${name}", but variable "${field}" is not declared; declare it under variables:${suggest(field, declared)}`;
   }

@@ -20,15 +20,15 @@ export function isWithin(window: TimeWindow, instant: DateTime): boolean {
   return openingBefore(window, instant) !== undefined;
 }
 
-/** The first instant at or after `instant` that is inside the window. */
-export function nextOpening(window: TimeWindow, instant: DateTime): DateTime {
+/** The first instant at or after `instant` that is inside the window; undefined if it never opens. */
+export function nextOpening(window: TimeWindow, instant: DateTime): DateTime | undefined {
   if (isWithin(window, instant)) return instant;
   const local = instant.setZone(window.zone);
   for (let day = 0; day <= DAYS_AHEAD; day++) {
     const start = at(local.startOf('day').plus({ days: day }), window.from);
     if (start >= instant && isDayAllowed(window, start)) return start.toUTC();
   }
-  return instant;
+  return undefined;
 }
 
 /** When the window period containing `instant` ends; `instant` itself when it is outside. */

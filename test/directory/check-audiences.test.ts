@@ -87,4 +87,18 @@ describe('checkAudiences', () => {
       ['E_PLAYBOOK_UNKNOWN_ROLE', 19, 23],
     ]);
   });
+
+  it('reports people an audience cannot reach on any of its channels', () => {
+    const people = directory(`  - { id: a, name: A, phone: '+12025550101', roles: [oncall] }
+  - { id: b, name: B, email: b@example.com, roles: [oncall] }
+  - { id: c, name: C, email: c@example.com, groups: [it-management] }
+`);
+
+    expect(checkAudiences(playbook, people)).toEqual([
+      expect.objectContaining({
+        code: 'E_PLAYBOOK_UNREACHABLE_PEOPLE',
+        location: { file: FILE, line: 20, col: 5 },
+      }),
+    ]);
+  });
 });

@@ -85,6 +85,16 @@ describe('tocsin trigger, status and ack against a running service', () => {
     const acked = await tocsin('ack', incident.id, '--by', 'ada');
     expect(acked.code).toBe(0);
     expect((JSON.parse(acked.stdout) as { acknowledged: boolean }).acknowledged).toBe(true);
+
+    const resolved = await tocsin('resolve', incident.id, '--by', 'frieda');
+    expect((JSON.parse(resolved.stdout) as { status: string }).status).toBe('resolved');
+    // The all-clear is decided at once; quiet hours may hold its delivery, so ask the service.
+    const shown = JSON.parse((await tocsin('status', incident.id)).stdout) as {
+      messages: { stageId: string }[];
+    };
+    expect(
+      shown.messages.filter((message) => message.stageId === 'all-clear').length,
+    ).toBeGreaterThan(0);
   });
 
   it('reports a refusal by the service with its reason and exit code 1', async () => {

@@ -56,6 +56,7 @@ const CASES: InvalidCase[] = [
   ['approval-timed-out-without-escalation.yaml', 'E_PLAYBOOK_UNREACHABLE_STAGE', 36, 24],
   ['dedupe-key-on-alertmanager.yaml', 'E_PLAYBOOK_BAD_TRIGGER', 10, 5],
   ['business-hours-not-set.yaml', 'E_PLAYBOOK_BAD_HOURS', 32, 5],
+  ['whole-vars-map.yaml', 'E_PLAYBOOK_UNKNOWN_VARIABLE', 40, 16],
 ];
 
 /**
