@@ -48,7 +48,10 @@ program
     'acknowledge this long after the start, e.g. 5m',
     parseDurationFlag,
   )
-  .option('--ack-by <person>', 'who acknowledges (with --ack-after)')
+  .option(
+    '--ack-by <person>',
+    'who acknowledges (with --ack-after); several ids separated by commas',
+  )
   .option(
     '--resolve-after <duration>',
     'resolve this long after the start, e.g. 2h',
@@ -72,6 +75,9 @@ program
   .action(async (playbookFile: string, options: SimulateFlags) => {
     if (options.approveAfter !== undefined && (options.approveBy ?? []).length === 0) {
       throw new UsageError('--approve-after needs --approve-by: say who approves');
+    }
+    if (options.approveBy !== undefined && options.approveAfter === undefined) {
+      throw new UsageError('--approve-by needs --approve-after: say when the approvals come');
     }
     if (options.ackBy !== undefined && options.ackAfter === undefined) {
       throw new UsageError('--ack-by needs --ack-after: say when the acknowledgement comes');

@@ -20,6 +20,7 @@ export interface SimulateOptions {
   directoryFile: string;
   start: DateTime;
   ackAfter?: Duration;
+  /** Who acknowledges: one person id, or several separated by commas. */
   ackBy?: string;
   resolveAfter?: Duration;
   /** Approve each approval request this long after it is made, by these people in turn. */
@@ -79,9 +80,13 @@ export async function simulate(options: SimulateOptions): Promise<SimulationResu
   const incidentId = startFromTrigger(engine, playbook, body, options.triggerFile);
 
   if (options.ackAfter) {
-    const by = options.ackBy ?? 'simulation';
+    const people = (options.ackBy ?? 'simulation')
+      .split(',')
+      .map((id) => id.trim())
+      .filter((id) => id !== '');
     clock.setTimeout(
-      () => tryEvent(() => engine.acknowledge(incidentId, by, 'simulation')),
+      () =>
+        people.forEach((by) => tryEvent(() => engine.acknowledge(incidentId, by, 'simulation'))),
       options.ackAfter.toMillis(),
     );
   }

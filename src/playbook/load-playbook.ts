@@ -117,6 +117,10 @@ export function validatePlaybookText(text: string, file: string): Problem[] {
   }
 }
 
+// Repeats faster than a minute flood phones; offsets past a year are typos.
+const MIN_REPEAT_MS = 60_000;
+const MAX_OFFSET_MS = 366 * 24 * 60 * 60 * 1000;
+
 const WEEKDAYS: readonly Weekday[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 
 function describeBadValue(
@@ -269,11 +273,11 @@ class SemanticChecker {
       }
 
       const after = parseDuration(stage.after ?? '');
-      if (!after) {
+      if (!after || after.toMillis() > MAX_OFFSET_MS) {
         this.report(
           ['stages', index, 'after'],
           'E_PLAYBOOK_BAD_DURATION',
-          `"${stage.after}" is not a duration; write it like 90s, 15m, 2h, 1h30m or PT15M`,
+          `"${stage.after}" is not a duration of at most 366 days; write it like 90s, 15m, 2h, 1h30m or PT15M`,
         );
         return;
       }
@@ -289,11 +293,11 @@ class SemanticChecker {
 
       if (stage.every !== undefined) {
         const every = parseDuration(stage.every);
-        if (!every || every.toMillis() <= 0) {
+        if (!every || every.toMillis() < MIN_REPEAT_MS || every.toMillis() > MAX_OFFSET_MS) {
           this.report(
             ['stages', index, 'every'],
             'E_PLAYBOOK_BAD_DURATION',
-            `"${stage.every}" is not a duration longer than zero; write it like 30m or 1h`,
+            `"${stage.every}" is not a repeat interval between 1 minute and 366 days; write it like 30m or 1h`,
           );
           return;
         }

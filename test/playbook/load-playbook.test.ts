@@ -57,6 +57,7 @@ const CASES: InvalidCase[] = [
   ['dedupe-key-on-alertmanager.yaml', 'E_PLAYBOOK_BAD_TRIGGER', 10, 5],
   ['business-hours-not-set.yaml', 'E_PLAYBOOK_BAD_HOURS', 32, 5],
   ['whole-vars-map.yaml', 'E_PLAYBOOK_UNKNOWN_VARIABLE', 40, 16],
+  ['repeat-too-often.yaml', 'E_PLAYBOOK_BAD_DURATION', 32, 12],
 ];
 
 /**
