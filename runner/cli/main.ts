@@ -169,26 +169,8 @@ program
     },
   );
 
-program
-  .command('ack')
-  .description('acknowledge an incident through the running service')
-  .argument('<incident>', 'incident id')
-  .option('--by <person>', 'who acknowledges')
-  .option(...urlOption)
-  .action(async (incident: string, options: { by?: string; url?: string }) => {
-    const { callApi, resolveTarget } = await import('./api-client.js');
-    const target = resolveTarget(options.url, process.env);
-    const body = options.by === undefined ? {} : { by: options.by };
-    const view = await callApi(
-      target,
-      'POST',
-      `/api/incidents/${encodeURIComponent(incident)}/ack`,
-      body,
-    );
-    process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
-  });
-
 for (const [name, description] of [
+  ['ack', 'acknowledge an incident through the running service'],
   [
     'resolve',
     'resolve an incident through the running service: timers stop, resolution stages fire',
@@ -202,7 +184,7 @@ for (const [name, description] of [
     .command(name)
     .description(description)
     .argument('<incident>', 'incident id')
-    .option('--by <person>', 'who does it')
+    .option('--by <person>', 'who does it (a person id)')
     .option(...urlOption)
     .action(async (incident: string, options: { by?: string; url?: string }) => {
       const { callApi, resolveTarget } = await import('./api-client.js');
