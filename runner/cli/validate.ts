@@ -43,8 +43,7 @@ export async function validateFiles(
   for (const entry of checked) {
     result.files.push({ file: entry.file, kind: entry.kind, problems: entry.problems });
     result.problemCount += entry.problems.length;
-    if (entry.problems.length > 0)
-      texts.set(entry.file, await readFile(entry.file, 'utf8').catch(() => ''));
+    if (entry.problems.length > 0 && entry.text !== undefined) texts.set(entry.file, entry.text);
   }
   return { result, texts };
 }
@@ -55,6 +54,8 @@ interface CheckedFile {
   kind: string;
   problems: Problem[];
   name?: { value: string; location: Problem['location'] };
+  /** The file's text, for the excerpts of its problems. */
+  text?: string;
 }
 
 /** Checks files one after another. */
@@ -79,7 +80,7 @@ async function checkFiles(
       });
       continue;
     }
-    checked.push(await checkText(text, file, { directory, templates }));
+    checked.push({ ...(await checkText(text, file, { directory, templates })), text });
   }
   return checked;
 }

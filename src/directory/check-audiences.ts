@@ -3,6 +3,7 @@ import { locate, parseYamlSource } from '../playbook/index.js';
 import type { LoadedPlaybook, YamlSource } from '../playbook/index.js';
 
 type PathSegments = (string | number)[];
+import { addressOf } from './address-of.js';
 import { selectPeople } from './load-directory.js';
 import type { Directory } from './types.js';
 
@@ -29,7 +30,7 @@ export function checkAudiences(playbook: LoadedPlaybook, directory: Directory): 
     }
 
     const unreachable = people.filter((person) =>
-      audience.channels.every((channel) => (channel === 'email' ? !person.email : !person.phone)),
+      audience.channels.every((channel) => addressOf(person, channel) === undefined),
     );
     if (unreachable.length > 0) {
       problems.push({

@@ -1,3 +1,4 @@
+export { addressOf } from './address-of.js';
 export { checkAudiences } from './check-audiences.js';
 export {
   loadDirectory,

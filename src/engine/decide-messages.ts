@@ -1,6 +1,6 @@
 import { DateTime } from 'luxon';
 
-import { selectPeople } from '../directory/index.js';
+import { addressOf, selectPeople } from '../directory/index.js';
 import type { Directory, Person } from '../directory/index.js';
 import { TemplateError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -116,17 +116,6 @@ function quietUntil(playbook: LoadedPlaybook, person: Person, at: string): strin
   return isWithin(window, instant)
     ? (closingAfter(window, instant).toISO() ?? undefined)
     : undefined;
-}
-
-/** Where a person is reached on a channel; WhatsApp uses the mobile number. */
-export function addressOf(person: Person, channel: ChannelKind): string | undefined {
-  switch (channel) {
-    case 'sms':
-    case 'whatsapp':
-      return person.phone;
-    case 'email':
-      return person.email;
-  }
 }
 
 /** The exact locale, else its language (de-AT → de), else the playbook's own. */

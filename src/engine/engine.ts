@@ -72,6 +72,9 @@ interface Effects {
   messages: NewOutboxMessage[];
 }
 
+// How long a timer whose transition failed waits before it is tried again.
+const TIMER_RETRY_MS = 5_000;
+
 // Node's timers overflow past about 24.8 days; a longer wait is re-armed in steps.
 const MAX_TIMER_DELAY_MS = 60 * 60 * 1000;
 
@@ -101,6 +104,7 @@ export class Engine {
   private readonly running = new Map<string, RunningIncident>();
   private readonly decidedListeners = new Set<() => void>();
   private timerHandle: unknown;
+  private retryFloorMs = 0;
   private isStarted = false;
 
   constructor(deps: EngineDeps) {
@@ -457,17 +461,21 @@ export class Engine {
   fireDueTimers(): number {
     const now = toIsoUtc(this.clock.now());
     const due = this.store.listDueTimers(now);
+    let failed = 0;
     for (const timer of due) {
       try {
         this.apply(timer.incidentId, { type: 'timer.fired', at: now, timerId: timer.timerId });
       } catch (error) {
+        // The timer stays stored: dropping it would lose the escalation it stands for. It is
+        // tried again after a pause, so a lasting fault does not spin.
+        failed++;
         this.log.error(
           { err: error, incidentId: timer.incidentId, timerId: timer.timerId },
           'timer failed',
         );
-        this.store.transaction(() => this.store.replaceTimers(timer.incidentId, []));
       }
     }
+    this.retryFloorMs = failed > 0 ? this.clock.now().toMillis() + TIMER_RETRY_MS : 0;
     this.arm();
     return due.length;
   }
@@ -610,7 +618,8 @@ export class Engine {
 
     const next = this.store.nextTimer();
     if (!next) return;
-    const dueMs = DateTime.fromISO(next.dueAt).toMillis() - this.clock.now().toMillis();
+    const nowMs = this.clock.now().toMillis();
+    const dueMs = Math.max(DateTime.fromISO(next.dueAt).toMillis(), this.retryFloorMs) - nowMs;
     this.timerHandle = this.clock.setTimeout(
       () => {
         this.timerHandle = undefined;

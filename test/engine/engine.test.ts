@@ -181,6 +181,25 @@ describe('engine', () => {
     expect(store.getIncident(id)?.status).toBe('resolved');
   });
 
+  it('keeps a timer whose transition failed and fires it once the fault is gone', () => {
+    const id = trigger();
+    const insert = store.insertMessages.bind(store);
+    let failures = 1;
+    store.insertMessages = (messages) => {
+      if (failures-- > 0) throw new Error('disk full');
+      insert(messages);
+    };
+
+    clock.advanceTo(START.plus({ minutes: 15 }));
+    expect(store.listTimers(id).map((timer) => timer.timerId)).toEqual([
+      'stage:escalate-management',
+    ]);
+    clock.advanceTo(START.plus({ minutes: 15, seconds: 5 }));
+
+    expect(stagesSent(id).filter((entry) => entry.startsWith('escalate'))).toHaveLength(3);
+    expect(store.listTimers(id)).toEqual([]);
+  });
+
   it('does not start a second incident for a repeated notification', () => {
     const first = trigger();
     const [repeat] = engine.handleAlertmanager(firing, 'test');
