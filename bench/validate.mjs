@@ -7,7 +7,7 @@ import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const COUNT = Number(process.env.PLAYBOOKS ?? 100);
-const RUNS = 5;
+const RUNS = Number(process.env.RUNS ?? 9);
 
 const examples = readdirSync(path.join(ROOT, 'playbooks')).filter((name) => name.endsWith('.yaml'));
 const dir = mkdtempSync(path.join(tmpdir(), 'tocsin-bench-validate-'));
@@ -33,7 +33,7 @@ for (let run = 0; run < RUNS; run++) {
     },
   );
   times.push(Number(process.hrtime.bigint() - started) / 1e6);
-  if (!output.includes(`${COUNT} files checked, no problems`))
+  if (!output.includes(`${COUNT === 1 ? '1 file' : `${COUNT} files`} checked, no problems`))
     throw new Error(`unexpected output: ${output}`);
 }
 rmSync(dir, { recursive: true, force: true });

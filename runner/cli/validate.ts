@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 
 import {
   checkAudiences,
@@ -68,7 +68,9 @@ async function checkFiles(
   for (const file of files) {
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      // One read after another, synchronously: a hundred small files read faster this way than
+      // through the thread pool, and nothing else runs meanwhile.
+      text = readFileSync(file, 'utf8');
     } catch {
       const location = { file, line: 1, col: 1 };
       checked.push({

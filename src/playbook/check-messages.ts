@@ -246,12 +246,13 @@ class MessageChecker {
     const trust = channelTrust(this.definition, channel);
     const limit = this.definition.audiences[audienceId]?.maxSensitivity ?? DEFAULT_AUDIENCE_LIMIT;
     for (const variable of this.templates.variablesOf(template)) {
-      const unknown = describeUnknownVariable(variable.segments, Object.keys(declared));
+      const at = (): Problem['location'] => template.locate(variable.offset);
+      const unknown = describeUnknownVariable(variable.segments, declared);
       if (unknown) {
         this.problems.push({
           code: 'E_PLAYBOOK_UNKNOWN_VARIABLE',
           message: unknown,
-          location: variable.location,
+          location: at(),
         });
         continue;
       }
@@ -262,13 +263,13 @@ class MessageChecker {
         this.problems.push({
           code: 'E_PLAYBOOK_SENSITIVE_CHANNEL',
           message: `variable "${name}" is ${sensitivity}, but ${channel} is trusted only up to ${trust}; leave it out of the ${channel} text or raise channels.${channel}.trust if the channel really is safe for it`,
-          location: variable.location,
+          location: at(),
         });
       } else if (isAbove(sensitivity, limit)) {
         this.problems.push({
           code: 'E_PLAYBOOK_SENSITIVE_AUDIENCE',
           message: `variable "${name}" is ${sensitivity}, but audience "${audienceId}" may be told only up to ${limit}; leave it out or set the audience's maxSensitivity`,
-          location: variable.location,
+          location: at(),
         });
       }
     }
@@ -358,25 +359,24 @@ function isAbove(level: Sensitivity, limit: Sensitivity): boolean {
 
 function describeUnknownVariable(
   segments: (string | number)[],
-  declared: string[],
+  declared: Record<string, unknown>,
 ): string | undefined {
   const [root, field] = segments;
-  const name = segments.join('.');
   if (root === 'vars') {
     // The whole map would carry every variable, sensitive ones included, past the checks.
     if (field === undefined) {
       return 'template uses "vars" as a whole; name each variable, like vars.summary';
     }
-    if (typeof field !== 'string' || declared.includes(field)) return undefined;
-    return `template uses "${name}", but variable "${field}" is not declared; declare it under variables:${suggest(field, declared)}`;
+    if (typeof field !== 'string' || Object.hasOwn(declared, field)) return undefined;
+    return `template uses "${segments.join('.')}", but variable "${field}" is not declared; declare it under variables:${suggest(field, Object.keys(declared))}`;
   }
   if (root === 'incident' || root === 'recipient' || root === 'stage') {
     const fields = TEMPLATE_FIELDS[root];
     if (field === undefined || (typeof field === 'string' && fields.includes(field)))
       return undefined;
-    return `template uses "${name}", which does not exist; ${root} has ${quoteList(fields)}`;
+    return `template uses "${segments.join('.')}", which does not exist; ${root} has ${quoteList(fields)}`;
   }
-  return `template uses "${name}", which does not exist; templates read vars.<name>, incident, recipient and stage`;
+  return `template uses "${segments.join('.')}", which does not exist; templates read vars.<name>, incident, recipient and stage`;
 }
 
 /** Drops the `file:line:col ` prefix of an error message; problems carry their location. */

@@ -14,6 +14,15 @@ export function templateLocator(
   template: string,
   path: PathSegments,
 ): TemplateLocator {
+  // Most templates are never located: the work waits for the first problem that needs it.
+  let locator: TemplateLocator | undefined;
+  return (offset) => {
+    locator ??= buildLocator(source, template, path);
+    return locator(offset);
+  };
+}
+
+function buildLocator(source: YamlSource, template: string, path: PathSegments): TemplateLocator {
   const node = nodeAt(source, path);
   const fallback = locate(source, path);
   if (!isScalar(node) || !node.range) return () => fallback;

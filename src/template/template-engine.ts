@@ -51,18 +51,17 @@ export interface TemplateScope {
 /** Maps a 0-based offset in the template text to its place in the playbook file. */
 export type TemplateLocator = (offset: number) => SourceLocation;
 
-/** A parsed template and where its text is in the playbook. */
+/** A parsed template and where its text is in the playbook; `locate(0)` is where it starts. */
 export interface CompiledTemplate {
   tokens: Template[];
   text: string;
-  location: SourceLocation;
   locate: TemplateLocator;
 }
 
-/** A variable a template reads, with its place in the playbook. */
+/** A variable a template reads; `offset` is where in the template text, for `locate`. */
 export interface TemplateVariable {
   segments: (string | number)[];
-  location: SourceLocation;
+  offset: number;
 }
 
 /**
@@ -100,9 +99,8 @@ export class TemplateEngine {
    * @throws TemplateError E_TEMPLATE_SYNTAX, located in the playbook
    */
   compile(text: string, locate: TemplateLocator): CompiledTemplate {
-    const location = locate(0);
     try {
-      return { tokens: this.liquid.parse(text), text, location, locate };
+      return { tokens: this.liquid.parse(text), text, locate };
     } catch (cause) {
       const at = locateError(text, locate, cause);
       throw new TemplateError(
@@ -113,7 +111,7 @@ export class TemplateEngine {
     }
   }
 
-  /** Every variable the template reads from outside, with its location. */
+  /** Every variable the template reads from outside, with where it is in the text. */
   variablesOf(template: CompiledTemplate): TemplateVariable[] {
     const analysis = this.liquid.analyzeSync(template.tokens, { partials: false });
     const found: TemplateVariable[] = [];
@@ -123,7 +121,7 @@ export class TemplateEngine {
           typeof segment === 'string' || typeof segment === 'number' ? segment : '*',
         );
         const offset = toOffset(template.text, variable.location.row, variable.location.col);
-        found.push({ segments, location: template.locate(offset) });
+        found.push({ segments, offset });
       }
     }
     return found;
@@ -138,11 +136,11 @@ export class TemplateEngine {
     try {
       return String(this.liquid.renderSync(template.tokens, scope));
     } catch (cause) {
-      const { file, line, col } = template.location;
+      const location = template.locate(0);
       throw new TemplateError(
         'E_TEMPLATE_RENDER',
-        `${file}:${line}:${col} ${describeLiquidError(cause)}; check the names the template uses`,
-        { location: template.location, cause },
+        `${location.file}:${location.line}:${location.col} ${describeLiquidError(cause)}; check the names the template uses`,
+        { location, cause },
       );
     }
   }
