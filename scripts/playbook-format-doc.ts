@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 
 import { parse, stringify } from 'yaml';
 
+import { TEMPLATE_ROOTS } from '../src/template/template-engine.js';
+
 type Schema = {
   $ref?: string;
   type?: string | string[];
@@ -122,6 +124,24 @@ export function renderPlaybookFormatDoc(): string {
     '`public`, `internal`, `confidential`, `restricted`; by default SMS and WhatsApp are trusted up',
     'to `internal`, email up to `confidential`, and an audience may be told up to `internal`.',
     '',
+    `Ids of stages, audiences and variables match \`${namePattern(schema)}\`: lower-case letters,`,
+    'digits and hyphens, starting with a letter or digit, at most 63 characters.',
+    '',
+    '**What templates see.** Message texts are Liquid templates with strict variables and filters:',
+    'a name that does not exist is an error in `tocsin validate`, never an empty string at 3 a.m.',
+    'A template reads these names, and nothing else:',
+    '',
+    '| name | fields |',
+    '| --- | --- |',
+    ...Object.entries(TEMPLATE_ROOTS).map(
+      ([root, fields]) => `| \`${root === 'vars' ? 'vars.<name>' : root}\` | ${fields} |`,
+    ),
+    '',
+    "Besides the standard Liquid filters, `datetime` formats an ISO instant in the recipient's time",
+    'zone and locale, with a Luxon format (default `yyyy-MM-dd HH:mm ZZZZ`): for example',
+    '`{{ incident.startedAt | datetime: "HH:mm" }}`. `vars` may only be read one variable at a time',
+    '(`vars.summary`), so that the sensitivity checks see every variable a message carries.',
+    '',
     '| field | type | required |',
     '| --- | --- | --- |',
     ...fields.map(
@@ -138,6 +158,11 @@ export function renderPlaybookFormatDoc(): string {
     lines.push('```yaml', exampleYaml(field).trimEnd(), '```', '');
   }
   return `${lines.join('\n').trimEnd()}\n`;
+}
+
+function namePattern(schema: Schema): string {
+  const definitions = (schema as { definitions?: Record<string, Schema> }).definitions;
+  return definitions?.['name']?.pattern ?? '';
 }
 
 function exampleYaml(field: FieldDoc): string {

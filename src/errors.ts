@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   E_PLAYBOOK_BAD_DURATION: 'a duration cannot be read',
   E_PLAYBOOK_UNREACHABLE_STAGE: 'a stage can never fire',
   E_PLAYBOOK_ENDLESS_STAGE: 'a repeating stage has no until: and would never stop',
+  E_PLAYBOOK_ACK_TIMEOUT:
+    'an acknowledgement timeout outlasts the next escalation, or sits on a stage where nobody is left to acknowledge',
   E_PLAYBOOK_SENSITIVE_CHANNEL:
     'a message uses a variable more sensitive than its channel is trusted for',
   E_PLAYBOOK_SENSITIVE_AUDIENCE:

@@ -89,11 +89,36 @@ export function buildMachine(stages: readonly Stage[]) {
   const onEvent = (event: StageEvent): string[] =>
     stages.flatMap((stage) => (stage.kind === 'event' && stage.on === event ? [stage.id] : []));
 
+  /**
+   * Records a stage as fired. A stage with an acknowledgement timeout, fired while nobody has
+   * acknowledged, starts the clock after which the `ack-timed-out` stages fire.
+   */
+  function fire(
+    changes: Changes,
+    stageId: string,
+    at: string,
+    occurrence: number,
+    acknowledged: boolean,
+  ): void {
+    changes.fired.push({ stageId, at, occurrence });
+    const timeout = byId.get(stageId)?.ackTimeout;
+    if (!timeout || acknowledged) return;
+    const id = `ack:${stageId}`;
+    changes.timers = changes.timers.filter((timer) => timer.id !== id);
+    changes.timers.push({ id, stageId, dueAt: plus(at, timeout.toMillis()), occurrence });
+  }
+
   /** Fires a due stage, or opens its approval gate. */
-  function release(changes: Changes, stageId: string, at: string, occurrence: number): void {
+  function release(
+    changes: Changes,
+    stageId: string,
+    at: string,
+    occurrence: number,
+    acknowledged: boolean,
+  ): void {
     const approval = byId.get(stageId)?.approval;
     if (!approval) {
-      changes.fired.push({ stageId, at, occurrence });
+      fire(changes, stageId, at, occurrence, acknowledged);
       return;
     }
     changes.requested.push({ stageId, at, occurrence });
@@ -158,7 +183,7 @@ export function buildMachine(stages: readonly Stage[]) {
               occurrence: 1,
             });
           } else if (stage.after.toMillis() === 0) {
-            release(changes, stage.id, context.startedAt, 1);
+            release(changes, stage.id, context.startedAt, 1, false);
             const next = nextRepeat(stage, context.startedAt, 1);
             if (next) changes.timers.push(next);
           } else {
@@ -181,7 +206,13 @@ export function buildMachine(stages: readonly Stage[]) {
         changes.timers = changes.timers.filter((candidate) => candidate !== timer);
 
         if (timer.id.startsWith('approval:')) {
-          timeOutApproval(changes, timer, event.at);
+          timeOutApproval(changes, timer, event.at, context.acknowledgedAt !== null);
+          return changes;
+        }
+        if (timer.id.startsWith('ack:')) {
+          // An acknowledgement drops this timer, so when it fires nobody has answered in time.
+          for (const stageId of onEvent('ack-timed-out'))
+            release(changes, stageId, event.at, timer.occurrence, false);
           return changes;
         }
 
@@ -200,7 +231,13 @@ export function buildMachine(stages: readonly Stage[]) {
           });
           return changes;
         }
-        release(changes, timer.stageId, event.at, timer.occurrence);
+        release(
+          changes,
+          timer.stageId,
+          event.at,
+          timer.occurrence,
+          context.acknowledgedAt !== null,
+        );
         // The next repeat counts from when this one was due, not from when it ran, so a late
         // wake-up does not shift the whole series; repeats missed while down are not sent in a
         // burst.
@@ -223,11 +260,13 @@ export function buildMachine(stages: readonly Stage[]) {
         }
         changes.pending = changes.pending.filter((candidate) => candidate !== pending);
         changes.timers = changes.timers.filter((timer) => timer.id !== `approval:${event.stageId}`);
-        changes.fired.push({
-          stageId: pending.stageId,
-          at: event.at,
-          occurrence: pending.occurrence,
-        });
+        fire(
+          changes,
+          pending.stageId,
+          event.at,
+          pending.occurrence,
+          context.acknowledgedAt !== null,
+        );
         return changes;
       }),
       recordAck: assign(({ context, event }) => {
@@ -237,8 +276,12 @@ export function buildMachine(stages: readonly Stage[]) {
       acknowledge: assign(({ context, event }) => {
         if (event.type !== 'ack.received') return {};
         const changes = copy(context);
-        const dropped = context.timers.filter((timer) => isSkippedOnAck(timer.stageId));
-        changes.timers = context.timers.filter((timer) => !isSkippedOnAck(timer.stageId));
+        const dropped = context.timers.filter(
+          (timer) => timer.id.startsWith('stage:') && isSkippedOnAck(timer.stageId),
+        );
+        changes.timers = context.timers.filter(
+          (timer) => !timer.id.startsWith('ack:') && !dropped.includes(timer),
+        );
         for (const timer of dropped) {
           changes.skipped.push({
             stageId: timer.stageId,
@@ -247,13 +290,15 @@ export function buildMachine(stages: readonly Stage[]) {
             reason: 'acknowledged',
           });
         }
-        for (const stageId of onEvent('acknowledged')) release(changes, stageId, event.at, 1);
+        for (const stageId of onEvent('acknowledged')) release(changes, stageId, event.at, 1, true);
         return { ...changes, acknowledgedBy: event.by, acknowledgedAt: event.at };
       }),
       close: assign(({ context, event }) => {
         const closing = event.type === 'alert.resolved' ? 'resolved' : 'cancelled';
         const changes = copy(context);
+        // An acknowledgement clock is not a stage; only stages still to come are skipped.
         for (const timer of context.timers) {
+          if (timer.id.startsWith('ack:')) continue;
           changes.skipped.push({
             stageId: timer.stageId,
             at: event.at,
@@ -341,14 +386,19 @@ export function buildMachine(stages: readonly Stage[]) {
     },
   });
 
-  function timeOutApproval(changes: Changes, timer: IncidentTimer, at: string): void {
+  function timeOutApproval(
+    changes: Changes,
+    timer: IncidentTimer,
+    at: string,
+    acknowledged: boolean,
+  ): void {
     const pending = changes.pending.find((candidate) => candidate.stageId === timer.stageId);
     if (!pending) return;
     changes.pending = changes.pending.filter((candidate) => candidate !== pending);
     const policy = byId.get(timer.stageId)?.approval?.onTimeout ?? 'hold';
     switch (policy) {
       case 'send':
-        changes.fired.push({ stageId: pending.stageId, at, occurrence: pending.occurrence });
+        fire(changes, pending.stageId, at, pending.occurrence, acknowledged);
         return;
       case 'hold':
         changes.skipped.push({
@@ -366,7 +416,7 @@ export function buildMachine(stages: readonly Stage[]) {
           reason: 'approval timed out',
         });
         for (const stageId of onEvent('approval-timed-out'))
-          changes.fired.push({ stageId, at, occurrence: pending.occurrence });
+          fire(changes, stageId, at, pending.occurrence, acknowledged);
         return;
     }
   }

@@ -36,7 +36,8 @@ export function decideMessages(input: DecideMessagesInput): NewOutboxMessage[] {
   if (!stage) return [];
 
   const elapsed = DateTime.fromISO(decision.at).diff(DateTime.fromISO(context.startedAt));
-  const nextTimer = context.timers.find((timer) => timer.stageId === stage.id);
+  const nextTimer = context.timers.find((timer) => timer.id === `stage:${stage.id}`);
+  const ackTimer = context.timers.find((timer) => timer.id === `ack:${stage.id}`);
   const incident: TemplateScope['incident'] = {
     id: input.incidentId,
     playbook: playbook.name,
@@ -51,6 +52,7 @@ export function decideMessages(input: DecideMessagesInput): NewOutboxMessage[] {
     id: stage.id,
     occurrence: decision.occurrence,
     nextAt: nextTimer?.dueAt ?? null,
+    ackBy: ackTimer?.dueAt ?? null,
   };
 
   const messages: NewOutboxMessage[] = [];

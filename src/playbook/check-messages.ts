@@ -326,7 +326,12 @@ class MessageChecker {
         status: 'open',
       },
       recipient: { id: 'example', name: 'Alexandra Example', locale, timeZone: 'Europe/Berlin' },
-      stage: { id: stageId, occurrence: 1, nextAt: '2026-01-15T10:00:00.000Z' },
+      stage: {
+        id: stageId,
+        occurrence: 1,
+        nextAt: '2026-01-15T10:00:00.000Z',
+        ackBy: '2026-01-15T09:45:00.000Z',
+      },
     };
   }
 

@@ -9,6 +9,7 @@ import type { CompiledMessage } from './check-messages.js';
 import { checkSchema } from './check-schema.js';
 import { parseDuration } from './duration.js';
 import { IANAZone } from 'luxon';
+import type { Duration } from 'luxon';
 
 import type { TimeWindow } from '../time/index.js';
 import type {
@@ -224,6 +225,7 @@ class SemanticChecker {
     const escalating = this.definition.stages.some(
       (stage) => stage.approval?.onTimeout === 'escalate',
     );
+    const awaitingAck = this.definition.stages.some((stage) => stage.ackTimeout !== undefined);
 
     this.definition.stages.forEach((stage, index) => {
       if (seen.has(stage.id)) {
@@ -245,6 +247,7 @@ class SemanticChecker {
       });
 
       const approval = this.readApproval(stage, index);
+      const ackTimeout = this.readAckTimeout(stage, index);
       if (stage.on !== undefined) {
         if (stage.unless === 'acknowledged' && stage.on === 'acknowledged') {
           this.report(
@@ -261,6 +264,21 @@ class SemanticChecker {
             `stage "${stage.id}" fires when an approval times out, but no stage has an approval with onTimeout: escalate; add one or remove this stage`,
           );
         }
+        if (stage.on === 'ack-timed-out' && !awaitingAck) {
+          this.report(
+            ['stages', index, 'on'],
+            'E_PLAYBOOK_UNREACHABLE_STAGE',
+            `stage "${stage.id}" fires when an acknowledgement times out, but no stage has ackTimeout:; add it to the stage whose recipients must answer, or remove this stage`,
+          );
+        }
+        if (ackTimeout && ['acknowledged', 'resolved', 'cancelled'].includes(stage.on)) {
+          this.report(
+            ['stages', index, 'ackTimeout'],
+            'E_PLAYBOOK_ACK_TIMEOUT',
+            `stage "${stage.id}" fires on ${stage.on}, when there is nothing left to acknowledge, so its ackTimeout never runs out; remove ackTimeout:`,
+            'key',
+          );
+        }
         const event: Stage = {
           id: stage.id,
           kind: 'event',
@@ -268,6 +286,7 @@ class SemanticChecker {
           audiences: stage.audiences,
         };
         if (approval) event.approval = approval;
+        if (ackTimeout) event.ackTimeout = ackTimeout;
         stages.push(event);
         return;
       }
@@ -290,6 +309,7 @@ class SemanticChecker {
         unlessAcknowledged,
         audiences: stage.audiences,
       };
+      if (ackTimeout) timed.ackTimeout = ackTimeout;
 
       if (stage.every !== undefined) {
         const every = parseDuration(stage.every);
@@ -329,7 +349,47 @@ class SemanticChecker {
       stages.push(timed);
     });
 
+    this.checkAckTimeouts(stages);
     return stages;
+  }
+
+  private readAckTimeout(stage: StageDefinition, index: number): Duration | undefined {
+    if (stage.ackTimeout === undefined) return undefined;
+    const timeout = parseDuration(stage.ackTimeout);
+    if (timeout && timeout.toMillis() > 0 && timeout.toMillis() <= MAX_OFFSET_MS) return timeout;
+    this.report(
+      ['stages', index, 'ackTimeout'],
+      'E_PLAYBOOK_BAD_DURATION',
+      `"${stage.ackTimeout}" is not a duration between 1 second and 366 days; write it like 90s, 10m or PT10M`,
+    );
+    return undefined;
+  }
+
+  /**
+   * The time a stage gives its people to acknowledge must end by the next escalation (a later
+   * stage with `unless: acknowledged`); otherwise the escalation overtakes the people still
+   * within their time, and the `ack-timed-out` stages come after the escalation they were to
+   * precede.
+   */
+  private checkAckTimeouts(stages: readonly Stage[]): void {
+    const escalations = stages.flatMap((stage) =>
+      stage.kind === 'timed' && stage.unlessAcknowledged ? [stage] : [],
+    );
+    for (const stage of stages) {
+      if (stage.kind !== 'timed' || !stage.ackTimeout) continue;
+      const start = stage.after.toMillis();
+      const deadline = start + stage.ackTimeout.toMillis();
+      const next = escalations
+        .filter((escalation) => escalation.after.toMillis() > start)
+        .sort((a, b) => a.after.toMillis() - b.after.toMillis())[0];
+      if (!next || next.after.toMillis() >= deadline) continue;
+      const index = this.definition.stages.findIndex((candidate) => candidate.id === stage.id);
+      this.report(
+        ['stages', index, 'ackTimeout'],
+        'E_PLAYBOOK_ACK_TIMEOUT',
+        `stage "${stage.id}" gives ${formatMinutes(stage.ackTimeout.toMillis())} to acknowledge, until +${formatMinutes(deadline)}, but escalation "${next.id}" is due at +${formatMinutes(next.after.toMillis())}; shorten ackTimeout: to at most ${formatMinutes(next.after.toMillis() - start)} or move "${next.id}" later`,
+      );
+    }
   }
 
   private businessHours(): TimeWindow | undefined {
@@ -496,4 +556,14 @@ class SemanticChecker {
   ): void {
     this.problems.push(problemAt(this.source, path, code, message, mode));
   }
+}
+
+/** A span in the units a playbook author writes: 90s, 15m, 2h, 1h30m. */
+function formatMinutes(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.floor((seconds % 3600) / 60);
+  const rest = seconds % 60;
+  const parts = [hours ? `${hours}h` : '', minutes ? `${minutes}m` : '', rest ? `${rest}s` : ''];
+  return parts.join('') || '0m';
 }

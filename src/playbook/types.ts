@@ -12,7 +12,8 @@ export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
 export type Sensitivity = 'public' | 'internal' | 'confidential' | 'restricted';
 
 /** Events of the incident that can fire a stage. */
-export type StageEvent = 'acknowledged' | 'resolved' | 'cancelled' | 'approval-timed-out';
+export type StageEvent =
+  'acknowledged' | 'resolved' | 'cancelled' | 'approval-timed-out' | 'ack-timed-out';
 
 /** What happens when an approval gate times out. */
 export type ApprovalTimeoutPolicy = 'hold' | 'send' | 'escalate';
@@ -79,6 +80,7 @@ export interface StageDefinition {
     timeout?: string;
     onTimeout?: ApprovalTimeoutPolicy;
   };
+  ackTimeout?: string;
   critical?: boolean;
   during?: 'business';
   audiences: string[];
@@ -120,9 +122,18 @@ export type Stage =
       approval?: ApprovalGate;
       /** Business hours the stage waits for, when it has `during: business`. */
       businessHours?: TimeWindow;
+      /** How long its recipients have to acknowledge before `on: ack-timed-out` stages fire. */
+      ackTimeout?: Duration;
       audiences: string[];
     }
-  | { id: string; kind: 'event'; on: StageEvent; approval?: ApprovalGate; audiences: string[] };
+  | {
+      id: string;
+      kind: 'event';
+      on: StageEvent;
+      approval?: ApprovalGate;
+      ackTimeout?: Duration;
+      audiences: string[];
+    };
 
 /** A checked playbook, ready to compile into a machine. */
 export interface Playbook {

@@ -11,7 +11,7 @@ export const TEMPLATE_ROOTS = {
   incident:
     'id, playbook, version, startedAt, elapsedMinutes, acknowledged, acknowledgedBy, status',
   recipient: 'id, name, locale, timeZone',
-  stage: 'id, occurrence, nextAt',
+  stage: 'id, occurrence, nextAt, ackBy',
 } as const;
 
 /** Fields each root other than `vars` offers. */
@@ -27,7 +27,7 @@ export const TEMPLATE_FIELDS: Record<Exclude<keyof typeof TEMPLATE_ROOTS, 'vars'
     'status',
   ],
   recipient: ['id', 'name', 'locale', 'timeZone'],
-  stage: ['id', 'occurrence', 'nextAt'],
+  stage: ['id', 'occurrence', 'nextAt', 'ackBy'],
 };
 
 /** What a template sees when it renders. */
@@ -44,8 +44,11 @@ export interface TemplateScope {
     status: string;
   };
   recipient: { id: string; name: string; locale: string; timeZone: string };
-  /** `nextAt`: when a repeating stage fires next, or null. */
-  stage: { id: string; occurrence: number; nextAt: string | null };
+  /**
+   * `nextAt`: when a repeating stage fires next, or null; `ackBy`: until when the recipients
+   * have to acknowledge, for a stage with `ackTimeout:` while unacknowledged, or null.
+   */
+  stage: { id: string; occurrence: number; nextAt: string | null; ackBy: string | null };
 }
 
 /** Maps a 0-based offset in the template text to its place in the playbook file. */

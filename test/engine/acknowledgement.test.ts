@@ -89,3 +89,81 @@ describe('acknowledgement modes', () => {
     });
   });
 });
+
+describe('acknowledgement timeout', () => {
+  const playbook = parsePlaybook(
+    `apiVersion: tocsin/v1
+kind: Playbook
+metadata: { name: ack-timeout, version: 1 }
+triggers: [{ source: alertmanager }]
+audiences:
+  oncall: { select: { roles: [oncall] }, channels: [sms] }
+  managers: { select: { groups: [it-management] }, channels: [email] }
+stages:
+  - { id: page, after: 0m, ackTimeout: 10m, audiences: [oncall] }
+  - { id: reminder, on: ack-timed-out, audiences: [oncall] }
+  - { id: escalate, after: 15m, unless: acknowledged, audiences: [managers] }
+messages:
+  page: { oncall: { sms: 'Acknowledge by {{ stage.ackBy }}' } }
+  reminder: { oncall: { sms: 'Nobody has acknowledged yet' } }
+  escalate: { managers: { email: { subject: Escalation, text: Nobody answered. } } }
+`,
+    'ack-timeout.yaml',
+  );
+
+  function start(): {
+    engine: ReturnType<typeof createEngine>;
+    store: IncidentStore;
+    clock: ManualClock;
+    id: string;
+  } {
+    const store = new IncidentStore(':memory:');
+    const clock = new ManualClock(START);
+    const engine = createEngine({ store, clock, directory });
+    engine.loadPlaybooks([playbook]);
+    engine.start();
+    const id = engine.startIncident({
+      playbook: 'ack-timeout',
+      variables: {},
+      createdBy: 'test',
+    }).id;
+    return { engine, store, clock, id };
+  }
+
+  const sent = (store: IncidentStore, id: string, stageId: string): string[] =>
+    store
+      .listMessages(id)
+      .filter((message) => message.stageId === stageId)
+      .map((message) => message.decidedAt);
+
+  it('fires the ack-timed-out stages when the time passes unanswered, before the escalation', () => {
+    const { store, clock, id } = start();
+
+    expect(store.listMessages(id).find((m) => m.stageId === 'page')?.body).toBe(
+      'Acknowledge by 2026-12-03T09:10:00.000Z',
+    );
+    clock.advanceTo(START.plus({ minutes: 9, seconds: 59 }));
+    expect(sent(store, id, 'reminder')).toEqual([]);
+    clock.advanceTo(START.plus({ minutes: 20 }));
+
+    expect(sent(store, id, 'reminder')).toEqual([
+      '2026-12-03T09:10:00.000Z',
+      '2026-12-03T09:10:00.000Z',
+      '2026-12-03T09:10:00.000Z',
+    ]);
+    expect(sent(store, id, 'escalate')).toHaveLength(1);
+    store.close();
+  });
+
+  it('stops the clock when someone acknowledges in time', () => {
+    const { engine, store, clock, id } = start();
+
+    clock.advanceTo(START.plus({ minutes: 5 }));
+    engine.acknowledge(id, 'bert', 'test');
+    clock.advanceTo(START.plus({ minutes: 30 }));
+
+    expect(sent(store, id, 'reminder')).toEqual([]);
+    expect(sent(store, id, 'escalate')).toEqual([]);
+    store.close();
+  });
+});

@@ -58,6 +58,9 @@ const CASES: InvalidCase[] = [
   ['business-hours-not-set.yaml', 'E_PLAYBOOK_BAD_HOURS', 32, 5],
   ['whole-vars-map.yaml', 'E_PLAYBOOK_UNKNOWN_VARIABLE', 40, 16],
   ['repeat-too-often.yaml', 'E_PLAYBOOK_BAD_DURATION', 32, 12],
+  ['ack-timeout-after-escalation.yaml', 'E_PLAYBOOK_ACK_TIMEOUT', 28, 17],
+  ['ack-timeout-on-closing-stage.yaml', 'E_PLAYBOOK_ACK_TIMEOUT', 35, 5],
+  ['ack-timed-out-without-timeout.yaml', 'E_PLAYBOOK_UNREACHABLE_STAGE', 37, 9],
 ];
 
 /**
