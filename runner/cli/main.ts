@@ -1,6 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DateTime, Duration } from 'luxon';
 
+import type { AuditExport } from '../audit.js';
 import { UsageError } from '../errors.js';
 
 // Heavy modules (ajv, xstate, liquidjs, better-sqlite3) load inside each command, so a command
@@ -229,6 +230,29 @@ program
   });
 
 program
+  .command('audit')
+  .description(
+    "export an incident's audit log: every transition, decision, approval, acknowledgement and message outcome",
+  )
+  .argument('<incident>', 'incident id')
+  .addOption(
+    new Option('--format <format>', 'output format').choices(['json', 'csv']).default('json'),
+  )
+  .option(...urlOption)
+  .option('--db <file>', "read the service's database file directly instead of asking the service")
+  .action(
+    async (incident: string, options: { format: 'json' | 'csv'; url?: string; db?: string }) => {
+      const { formatAuditCsv } = await import('../audit.js');
+      const audit = options.db
+        ? await readAuditFromDatabase(options.db, incident)
+        : await readAuditFromService(options.url, incident);
+      process.stdout.write(
+        options.format === 'csv' ? formatAuditCsv(audit) : `${JSON.stringify(audit, null, 2)}\n`,
+      );
+    },
+  );
+
+program
   .command('sandbox')
   .description(
     'run the provider stand-ins alone (Twilio Messages API and SMTP) and record what they receive',
@@ -272,6 +296,29 @@ function collectVariables(value: string, previous: Record<string, string>): Reco
       `"${value}" is not name=value; write it like --var system=FS-03`,
     );
   return { ...previous, [value.slice(0, separator)]: value.slice(separator + 1) };
+}
+
+async function readAuditFromDatabase(file: string, incident: string): Promise<AuditExport> {
+  const { readAudit } = await import('../audit.js');
+  const { IncidentStore } = await import('../../src/index.js');
+  const store = new IncidentStore(file, { readonly: true });
+  try {
+    const audit = readAudit(store, incident);
+    if (!audit) throw new UsageError(`no incident has id "${incident}" in ${file}`);
+    return audit;
+  } finally {
+    store.close();
+  }
+}
+
+async function readAuditFromService(
+  url: string | undefined,
+  incident: string,
+): Promise<AuditExport> {
+  const { callApi, resolveTarget } = await import('./api-client.js');
+  const target = resolveTarget(url, process.env);
+  const route = `/api/incidents/${encodeURIComponent(incident)}/audit`;
+  return (await callApi(target, 'GET', route)) as AuditExport;
 }
 
 function parsePort(value: string): number {

@@ -201,7 +201,8 @@ function toResult(
   for (const entry of store.listAudit(incidentId)) {
     const offset = toOffset(start, DateTime.fromISO(entry.at));
     const base: TimelineEntry = { at: entry.at, offset, type: entry.type };
-    if (entry.type === 'timer.fired') continue;
+    // Each stage entry lists its messages; the per-message entries of the log would repeat them.
+    if (entry.type === 'timer.fired' || entry.type.startsWith('message.')) continue;
     if (
       ['stage.fired', 'stage.skipped', 'approval.requested', 'approval.received'].includes(
         entry.type,

@@ -12,6 +12,7 @@ import {
   WEBHOOK_SOURCES,
 } from '../../src/index.js';
 import type { Engine, IncidentStore, Logger } from '../../src/index.js';
+import { formatAuditCsv, readAudit } from '../audit.js';
 import { HttpError } from '../errors.js';
 import type { MessageRecorder } from '../sandbox/recorder.js';
 import { toIncidentView } from './views.js';
@@ -116,6 +117,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
         `no incident has id "${c.req.param('id')}"; list them with GET /api/incidents`,
       );
     return c.json(toIncidentView(deps.store, incident, true));
+  });
+
+  app.get('/api/incidents/:id/audit', (c) => {
+    const audit = readAudit(deps.store, c.req.param('id'));
+    if (!audit)
+      throw new HttpError(
+        404,
+        `no incident has id "${c.req.param('id')}"; list them with GET /api/incidents`,
+      );
+    const format = c.req.query('format') ?? 'json';
+    if (format === 'csv') {
+      c.header('content-type', 'text/csv; charset=utf-8');
+      return c.body(formatAuditCsv(audit));
+    }
+    if (format !== 'json')
+      throw new HttpError(400, `format "${format}" is unknown; use json or csv`);
+    return c.json(audit);
   });
 
   app.post('/api/incidents/:id/ack', jsonBodyLimit(deps.maxBodyBytes), async (c) => {

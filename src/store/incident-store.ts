@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
+import type { Database as SqliteDatabase, RunResult, Statement } from 'better-sqlite3';
 
 import { StoreError } from '../errors.js';
 import { MIGRATIONS } from './migrations.js';
@@ -27,26 +27,32 @@ export class IncidentStore {
   private readonly statements = new Map<string, Statement>();
 
   /**
-   * Opens (and migrates) the database at `file`; `:memory:` gives a private in-memory one.
+   * Opens (and migrates) the database at `file`; `:memory:` gives a private in-memory one. With
+   * `readonly`, the file must exist and be of this Tocsin's schema version, and nothing is
+   * written to it.
    *
    * @throws StoreError E_STORE when the file cannot be opened, E_STORE_MIGRATION when a newer
-   *   Tocsin wrote it
+   *   Tocsin wrote it (or, read-only, an older one)
    */
-  constructor(file: string) {
+  constructor(file: string, options: { readonly?: boolean } = {}) {
+    const readonly = options.readonly ?? false;
     try {
-      this.db = new Database(file);
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
+      this.db = new Database(file, { readonly, fileMustExist: readonly });
+      if (!readonly) {
+        this.db.pragma('journal_mode = WAL');
+        this.db.pragma('synchronous = NORMAL');
+      }
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('busy_timeout = 5000');
     } catch (cause) {
       throw new StoreError(
         'E_STORE',
-        `database "${file}" cannot be opened; check the path and its permissions`,
+        `database "${file}" cannot be opened${readonly ? ' for reading' : ''}; check the path and its permissions`,
         { cause },
       );
     }
-    this.migrate(file);
+    if (readonly) this.checkVersion(file);
+    else this.migrate(file);
   }
 
   close(): void {
@@ -187,15 +193,34 @@ export class IncidentStore {
 
   // Outbox
 
+  /** Adds decided messages to the outbox, each with its `message.decided` audit entry. */
   insertMessages(messages: readonly NewOutboxMessage[]): void {
     for (const message of messages) {
-      this.run(
+      const { lastInsertRowid } = this.run(
         `INSERT INTO outbox (incident_id, stage_id, occurrence, audience_id, person_id, channel, address,
            subject, body, status, error_code, error_message, decided_at, not_before, updated_at)
          VALUES (@incidentId, @stageId, @occurrence, @audienceId, @personId, @channel, @address,
            @subject, @body, @status, @errorCode, @errorMessage, @decidedAt, @notBefore, @decidedAt)`,
         { ...message, notBefore: message.notBefore ?? null },
       );
+      // Ids and outcome only: the address and the text stay in the outbox row.
+      this.appendAudit({
+        incidentId: message.incidentId,
+        at: message.decidedAt,
+        actor: 'engine',
+        type: 'message.decided',
+        data: {
+          messageId: Number(lastInsertRowid),
+          stageId: message.stageId,
+          occurrence: message.occurrence,
+          audienceId: message.audienceId,
+          personId: message.personId,
+          channel: message.channel,
+          status: message.status,
+          errorCode: message.errorCode,
+          notBefore: message.notBefore ?? null,
+        },
+      });
     }
   }
 
@@ -231,22 +256,43 @@ export class IncidentStore {
     });
   }
 
-  /** Records what the provider answered for a message that was sending. */
+  /**
+   * Records what the provider answered for a message that was sending, with its
+   * `message.outcome` audit entry, in one transaction.
+   */
   recordOutcome(id: number, outcome: SendOutcome, now: string): void {
-    this.run(
-      `UPDATE outbox SET status = @status, provider_id = @providerId, error_code = @errorCode,
-         error_message = @errorMessage, send_deadline = NULL, not_before = @notBefore, updated_at = @now
-       WHERE id = @id AND status = 'sending'`,
-      {
-        id,
-        status: outcome.status,
-        notBefore: outcome.notBefore ?? null,
-        providerId: outcome.providerId ?? null,
-        errorCode: outcome.errorCode ?? null,
-        errorMessage: outcome.errorMessage ?? null,
-        now,
-      },
-    );
+    this.transaction(() => {
+      const row = this.get(
+        `UPDATE outbox SET status = @status, provider_id = @providerId, error_code = @errorCode,
+           error_message = @errorMessage, send_deadline = NULL, not_before = @notBefore, updated_at = @now
+         WHERE id = @id AND status = 'sending'
+         RETURNING incident_id, attempts`,
+        {
+          id,
+          status: outcome.status,
+          notBefore: outcome.notBefore ?? null,
+          providerId: outcome.providerId ?? null,
+          errorCode: outcome.errorCode ?? null,
+          errorMessage: outcome.errorMessage ?? null,
+          now,
+        },
+      );
+      if (!row) return;
+      this.appendAudit({
+        incidentId: String(row.incident_id),
+        at: now,
+        actor: 'dispatcher',
+        type: 'message.outcome',
+        data: {
+          messageId: id,
+          status: outcome.status,
+          attempt: Number(row.attempts),
+          providerId: outcome.providerId ?? null,
+          errorCode: outcome.errorCode ?? null,
+          retryAt: outcome.status === 'decided' ? (outcome.notBefore ?? null) : null,
+        },
+      });
+    });
   }
 
   /**
@@ -261,6 +307,22 @@ export class IncidentStore {
          WHERE status = 'sending'`,
         now,
       );
+      for (const row of rows) {
+        this.appendAudit({
+          incidentId: String(row.incident_id),
+          at: now,
+          actor: 'dispatcher',
+          type: 'message.outcome',
+          data: {
+            messageId: Number(row.id),
+            status: 'unknown',
+            attempt: Number(row.attempts),
+            providerId: null,
+            errorCode: 'E_CHANNEL_OUTCOME_UNKNOWN',
+            retryAt: null,
+          },
+        });
+      }
       return rows.map((row) => toMessage({ ...row, status: 'unknown' }));
     });
   }
@@ -310,6 +372,17 @@ export class IncidentStore {
     );
   }
 
+  private checkVersion(file: string): void {
+    const current = Number(this.db.pragma('user_version', { simple: true }));
+    if (current === MIGRATIONS.length) return;
+    throw new StoreError(
+      'E_STORE_MIGRATION',
+      current > MIGRATIONS.length
+        ? `database "${file}" has schema version ${current}, newer than this Tocsin knows (${MIGRATIONS.length}); upgrade Tocsin`
+        : `database "${file}" has schema version ${current}, older than this Tocsin's (${MIGRATIONS.length}); start tocsin serve on it once to migrate it`,
+    );
+  }
+
   private migrate(file: string): void {
     const current = Number(this.db.pragma('user_version', { simple: true }));
     if (current > MIGRATIONS.length) {
@@ -335,8 +408,8 @@ export class IncidentStore {
     return statement;
   }
 
-  private run(sql: string, ...params: unknown[]): void {
-    this.statement(sql).run(...params);
+  private run(sql: string, ...params: unknown[]): RunResult {
+    return this.statement(sql).run(...params);
   }
 
   private get(sql: string, ...params: unknown[]): Row | undefined {

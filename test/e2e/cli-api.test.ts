@@ -22,6 +22,7 @@ describe('tocsin trigger, status and ack against a running service', () => {
   let sandbox: { process: TocsinProcess; info: SandboxInfo };
   let serve: { process: TocsinProcess; url: string };
   let dir: string;
+  let declaredId: string | undefined;
 
   beforeAll(async () => {
     sandbox = await startSandboxProcess();
@@ -72,6 +73,7 @@ describe('tocsin trigger, status and ack against a running service', () => {
     expect(declared.code).toBe(0);
     const incident = JSON.parse(declared.stdout) as { id: string; createdBy: string };
     expect(incident.createdBy).toBe('frieda');
+    declaredId = incident.id;
 
     await waitFor(
       async () =>
@@ -95,6 +97,58 @@ describe('tocsin trigger, status and ack against a running service', () => {
     expect(
       shown.messages.filter((message) => message.stageId === 'all-clear').length,
     ).toBeGreaterThan(0);
+  });
+
+  it('exports the audit log with every message and its outcome, through the API and from the file', async () => {
+    const id = declaredId ?? '';
+    type Audit = {
+      events: { type: string; data: { messageId?: number; status?: string } }[];
+      messages: { id: number; status: string; personId: string; channel: string }[];
+    };
+    // Wait until the dispatcher has an outcome for every message it may send now.
+    const settled = await waitFor(
+      async () => {
+        const audit = JSON.parse((await tocsin('audit', id)).stdout) as Audit;
+        return audit.messages.every((message) => message.status !== 'sending') ? audit : undefined;
+      },
+      5_000,
+      'outcomes for the messages',
+    );
+
+    expect(settled.messages.length).toBeGreaterThan(3);
+    const decided = settled.events.filter((event) => event.type === 'message.decided');
+    expect(decided.map((event) => event.data.messageId).sort()).toEqual(
+      settled.messages.map((message) => message.id).sort(),
+    );
+    for (const message of settled.messages.filter((m) => m.status === 'accepted')) {
+      const outcomes = settled.events.filter(
+        (event) => event.type === 'message.outcome' && event.data.messageId === message.id,
+      );
+      expect(outcomes.at(-1)?.data.status).toBe('accepted');
+    }
+    expect(settled.events.map((event) => event.type)).toEqual(
+      expect.arrayContaining(['incident.started', 'stage.fired', 'ack.received', 'alert.resolved']),
+    );
+
+    const fromFile = await tocsin('audit', id, '--db', path.join(dir, 'tocsin.db'));
+    const fileAudit = JSON.parse(fromFile.stdout) as Audit;
+    expect(fileAudit.messages.map((message) => message.id)).toEqual(
+      settled.messages.map((message) => message.id),
+    );
+
+    const csv = await tocsin('audit', id, '--format', 'csv');
+    const lines = csv.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe(
+      'seq,at,actor,type,stage,occurrence,person,channel,message,status,detail',
+    );
+    const finals = lines.filter((line) => line.includes(',message.final,'));
+    expect(finals).toHaveLength(settled.messages.length);
+    // People appear by directory id: no phone number or address of the example directory.
+    expect(csv.stdout).not.toMatch(/\+1202555|[a-z]+\.[a-z]+@example\.com/);
+
+    const missing = await tocsin('audit', 'inc_nope');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('answered 404');
   });
 
   it('reports a refusal by the service with its reason and exit code 1', async () => {
