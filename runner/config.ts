@@ -32,6 +32,8 @@ export interface ServiceConfig {
   server: { host: string; port: number; token: string; maxBodyBytes: number };
   webhookSecrets: { pagerduty?: string; grafana?: string };
   dispatch: { concurrency: number; sendTimeoutMs: number };
+  /** How long the writer lease lasts unless renewed (renewed every third of it). */
+  lease: { ttlMs: number };
   channels: { sms?: TwilioSmsConfig; email?: SmtpEmailConfig };
 }
 
@@ -45,6 +47,7 @@ interface ConfigDefinition {
   server?: { host?: string; port?: number; token?: SecretRef; maxBodyBytes?: number };
   webhooks?: { pagerduty?: { secret: SecretRef }; grafana?: { secret: SecretRef } };
   dispatch?: { concurrency?: number; sendTimeout?: string };
+  lease?: { ttl?: string };
   channels?: {
     sms?: Omit<TwilioSmsConfig, 'authToken'> & { provider: 'twilio'; authToken: SecretRef };
     email?: Omit<SmtpEmailConfig, 'password' | 'port' | 'secure'> & {
@@ -99,6 +102,16 @@ export async function loadServiceConfig(
     );
   }
 
+  const leaseTtl = definition.lease?.ttl;
+  const leaseTtlMs =
+    leaseTtl === undefined ? defaults.lease.ttlMs : parseDuration(leaseTtl)?.toMillis();
+  if (leaseTtlMs === undefined || leaseTtlMs < 2_000 || leaseTtlMs > 600_000) {
+    throw new ConfigError(
+      'E_CONFIG_INVALID',
+      `${file}: lease.ttl "${leaseTtl}" is not a duration between 2s and 10m; write it like 15s`,
+    );
+  }
+
   const resolveSecrets = options.resolveSecrets ?? true;
   const secret = (ref: SecretRef, where: string): string =>
     resolveSecrets ? readSecret(ref, env, base, where) : '';
@@ -128,6 +141,7 @@ export async function loadServiceConfig(
       concurrency: definition.dispatch?.concurrency ?? defaults.dispatch.concurrency,
       sendTimeoutMs,
     },
+    lease: { ttlMs: leaseTtlMs },
     channels: readChannels(definition.channels ?? {}, secret),
     webhookSecrets: {
       ...(definition.webhooks?.pagerduty
@@ -159,6 +173,7 @@ function embeddedDefault(env: NodeJS.ProcessEnv): ServiceConfig {
       maxBodyBytes: 1024 * 1024,
     },
     dispatch: { concurrency: 16, sendTimeoutMs: 30_000 },
+    lease: { ttlMs: 15_000 },
     channels: {},
     webhookSecrets: {},
   };

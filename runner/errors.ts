@@ -14,7 +14,7 @@ export class HttpError extends Error {
   override name = 'HttpError';
 
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 500,
+    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 500 | 503,
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import path from 'node:path';
 
 import { serve } from '@hono/node-server';
@@ -17,6 +19,7 @@ import {
   systemClock,
   TemplateEngine,
   TocsinError,
+  toIsoUtc,
 } from '../src/index.js';
 import type { ChannelAdapter, Engine, LoadedPlaybook, Logger } from '../src/index.js';
 import { SANDBOX_CREDENTIALS } from './config.js';
@@ -32,6 +35,10 @@ export interface Service {
   engine: Engine;
   store: IncidentStore;
   sandbox: Sandbox | undefined;
+  /** This process's name in the writer lease. */
+  holder: string;
+  /** Settles when the service stops on its own: it lost the writer lease to another process. */
+  stopped: Promise<TocsinError>;
   close(): Promise<void>;
 }
 
@@ -84,8 +91,16 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     sendTimeoutMs: config.dispatch.sendTimeoutMs,
   });
 
+  // One writer per database: a second process on the same file waits on standby until the
+  // lease is free, and every write checks the lease, so a process that lost it cannot write.
+  const holder = `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
+  const now = (): string => toIsoUtc(systemClock.now());
+  let role: 'active' | 'standby' = 'standby';
+  let standbyFor: string | undefined;
+
   // HTTP first: a second process that cannot have the port must stop before it fires a timer.
   const app = createApp({
+    role: () => (standbyFor === undefined ? { role } : { role, holder: standbyFor }),
     engine,
     store,
     log,
@@ -108,18 +123,83 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     );
   }
 
+  const ttlMs = config.lease.ttlMs;
+  let stop: (error: TocsinError) => void = () => undefined;
+  const stopped = new Promise<TocsinError>((resolve) => {
+    stop = resolve;
+  });
+  let renewal: NodeJS.Timeout | undefined;
+  let waiting: NodeJS.Timeout | undefined;
+
   // Resume open incidents, reconcile the outbox, then let time run.
-  dispatcher.recoverInFlight();
-  engine.onMessagesDecided(() => dispatcher.wake());
-  engine.restore();
-  engine.start();
-  dispatcher.wake();
+  const activate = (): void => {
+    role = 'active';
+    standbyFor = undefined;
+    store.holdLease(holder, now);
+    dispatcher.recoverInFlight();
+    engine.onMessagesDecided(() => dispatcher.wake());
+    engine.restore();
+    engine.start();
+    dispatcher.wake();
+    renewal = setInterval(renew, Math.max(500, Math.floor(ttlMs / 3)));
+    log.info({ ttlMs }, 'writer lease taken; active');
+  };
+  const renew = (): void => {
+    let held: boolean;
+    try {
+      held = store.renewLease(holder, now(), ttlMs);
+    } catch (error) {
+      // A busy database this round is no reason to give up; the next round tries again.
+      log.warn({ err: error }, 'writer lease renewal failed; retrying');
+      return;
+    }
+    if (held) return;
+    clearInterval(renewal);
+    role = 'standby';
+    engine.stop();
+    void dispatcher.stop();
+    const error = new TocsinError(
+      'E_STORE_LEASE_LOST',
+      'another process took the writer lease; stopping so that nothing is sent twice',
+    );
+    log.error({ code: error.code }, 'writer lease lost; stopping');
+    stop(error);
+  };
+  const tryAcquire = (): void => {
+    const lease = store.acquireLease(holder, now(), ttlMs, isDeadHere);
+    if (lease.holder === holder) {
+      clearInterval(waiting);
+      activate();
+      return;
+    }
+    if (standbyFor !== lease.holder) {
+      log.info(
+        { holder: lease.holder, until: lease.expiresAt },
+        'writer lease held elsewhere; standby',
+      );
+    }
+    standbyFor = lease.holder;
+  };
+  tryAcquire();
+  if (role === 'standby') {
+    waiting = setInterval(
+      () => {
+        try {
+          tryAcquire();
+        } catch (error) {
+          log.warn({ err: error }, 'writer lease check failed; retrying');
+        }
+      },
+      Math.max(250, Math.floor(ttlMs / 5)),
+    );
+  }
 
   const address = server.address() as AddressInfo;
   const url = `http://${config.server.host}:${address.port}`;
   log.info(
     {
       port: address.port,
+      role,
       playbooks: playbooks.length,
       people: directory.people.length,
       sandbox: config.sandbox,
@@ -132,15 +212,40 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     engine,
     store,
     sandbox,
+    holder,
+    stopped,
     close: async () => {
+      clearInterval(waiting);
+      clearInterval(renewal);
       await new Promise<void>((resolve) => server.close(() => resolve()));
       engine.stop();
       await dispatcher.stop();
+      // Handing the lease back lets a standby take over now rather than when it runs out.
+      if (role === 'active') store.releaseLease(holder);
       await Promise.all([...channels.values()].map((channel) => channel.close()));
       await sandbox?.close();
       store.close();
     },
   };
+}
+
+/**
+ * Whether a lease holder was a process on this machine that no longer runs, so its lease need
+ * not run out before another process takes over (a restart after a crash resumes at once).
+ * A holder on another machine, or a pid that runs (even if reused), counts as alive.
+ */
+function isDeadHere(holder: string): boolean {
+  const [host, pidText] = holder.split('/');
+  const pid = Number(pidText);
+  if (host !== hostname() || !Number.isInteger(pid) || pid <= 0 || pid === process.pid) {
+    return false;
+  }
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
 
 function rejectDuplicateNames(playbooks: readonly LoadedPlaybook[]): void {

@@ -58,6 +58,7 @@ export const ERROR_CODES = {
     'the HTTP server cannot listen on its address, usually because the port is taken',
   E_STORE: 'the database failed',
   E_STORE_MIGRATION: 'the database was written by a newer Tocsin',
+  E_STORE_LEASE_LOST: 'another process took the writer lease; this one stops writing',
   E_ENGINE_UNKNOWN_PLAYBOOK: 'no loaded playbook has the given name',
   E_ENGINE_UNKNOWN_INCIDENT: 'no incident has the given id',
   E_ENGINE_INCIDENT_CLOSED: 'the incident is resolved or cancelled and takes no more events',

@@ -40,6 +40,7 @@ export type {
   AuditRecord,
   IncidentRecord,
   IncidentStatus,
+  LeaseRecord,
   MessageStatus,
   OutboxRecord,
 } from './store/index.js';

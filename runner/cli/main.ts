@@ -132,9 +132,10 @@ program
     process.stdout.write(
       `tocsin listening on ${service.url}${service.sandbox ? ` (sandbox; messages at ${service.url}/sandbox/messages)` : ''}\n`,
     );
-    await waitForSignal();
+    const lost = await Promise.race([waitForSignal().then(() => undefined), service.stopped]);
     log.info({}, 'service stopping');
     await service.close();
+    if (lost) throw lost;
   });
 
 const urlOption = [

@@ -28,6 +28,11 @@ export interface AppDeps {
   recorder?: MessageRecorder;
   /** Signing secrets of webhook sources that sign their bodies. */
   webhookSecrets?: WebhookSecrets;
+  /**
+   * Whether this process holds the writer lease (active) or waits for it (standby); a standby
+   * answers 503 to everything but health, so a load balancer sends the work to the active one.
+   */
+  role?: () => { role: 'active' | 'standby'; holder?: string };
 }
 
 /** Secrets that PagerDuty and Grafana sign their webhook bodies with. */
@@ -46,6 +51,7 @@ const CLIENT_STATUS_BY_CODE: Partial<Record<string, HttpError['status']>> = {
   E_ENGINE_NOT_APPROVER: 403,
   E_ENGINE_NOT_DECLARER: 403,
   E_ENGINE_UNKNOWN_PLAYBOOK: 404,
+  E_STORE_LEASE_LOST: 503,
 };
 
 /**
@@ -64,10 +70,22 @@ export function createApp(deps: AppDeps): Hono<Env> {
     ),
   );
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  const role = deps.role ?? (() => ({ role: 'active' as const }));
+  app.get('/healthz', (c) => c.json({ status: 'ok', role: role().role }));
 
   app.use('/hooks/*', bearerAuth(deps.token));
   app.use('/api/*', bearerAuth(deps.token));
+  const activeOnly: MiddlewareHandler<Env> = async (c, next) => {
+    const current = role();
+    if (current.role === 'active') return next();
+    c.header('retry-after', '5');
+    throw new HttpError(
+      503,
+      `this instance is on standby; ${current.holder ?? 'another process'} holds the writer lease, so send to that one`,
+    );
+  };
+  app.use('/hooks/*', activeOnly);
+  app.use('/api/*', activeOnly);
 
   app.post('/hooks/:source', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
     const sourceName = c.req.param('source');

@@ -8,6 +8,7 @@ import type {
   AuditRecord,
   IncidentRecord,
   IncidentStatus,
+  LeaseRecord,
   NewOutboxMessage,
   OutboxRecord,
   PlaybookVersionRecord,
@@ -25,6 +26,8 @@ type Row = Record<string, string | number | null>;
 export class IncidentStore {
   readonly db: SqliteDatabase;
   private readonly statements = new Map<string, Statement>();
+  /** Set by `holdLease`: every transaction first checks that this process still holds it. */
+  private fence: { holder: string; now: () => string } | undefined;
 
   /**
    * Opens (and migrates) the database at `file`; `:memory:` gives a private in-memory one. With
@@ -59,9 +62,96 @@ export class IncidentStore {
     this.db.close();
   }
 
-  /** Runs `work` in one transaction: all of its writes land, or none. */
+  /**
+   * Runs `work` in one transaction: all of its writes land, or none. Once this process holds the
+   * writer lease, a transaction begun after the lease passed to another process fails instead.
+   *
+   * @throws StoreError E_STORE_LEASE_LOST
+   */
   transaction<T>(work: () => T): T {
-    return this.db.transaction(work).immediate();
+    return this.db
+      .transaction(() => {
+        this.checkFence();
+        return work();
+      })
+      .immediate();
+  }
+
+  // Writer lease
+
+  /**
+   * Takes the writer lease for `ttlMs` if nobody holds it, it ran out, `holder` has it already,
+   * or `isGone` says its holder is known to be dead (a crashed process on this machine).
+   * Returns who holds it afterwards.
+   */
+  acquireLease(
+    holder: string,
+    now: string,
+    ttlMs: number,
+    isGone: (holder: string) => boolean = () => false,
+  ): LeaseRecord {
+    return this.db
+      .transaction(() => {
+        const current = this.readLease();
+        const taken = current && current.holder !== holder && current.expiresAt > now;
+        if (current && taken && !isGone(current.holder)) return current;
+        const lease: LeaseRecord = {
+          holder,
+          acquiredAt: current?.holder === holder ? current.acquiredAt : now,
+          expiresAt: plusMs(now, ttlMs),
+        };
+        this.run(
+          `INSERT INTO lease (name, holder, acquired_at, expires_at)
+           VALUES ('writer', @holder, @acquiredAt, @expiresAt)
+           ON CONFLICT (name) DO UPDATE SET holder = @holder, acquired_at = @acquiredAt,
+             expires_at = @expiresAt`,
+          lease,
+        );
+        return lease;
+      })
+      .immediate();
+  }
+
+  /** Extends the lease `holder` has; false when another process has taken it. */
+  renewLease(holder: string, now: string, ttlMs: number): boolean {
+    const changed = this.run(
+      `UPDATE lease SET expires_at = ? WHERE name = 'writer' AND holder = ?`,
+      plusMs(now, ttlMs),
+      holder,
+    ).changes;
+    return changed === 1;
+  }
+
+  /** Gives the lease up, so a standby takes over at once instead of after the lease runs out. */
+  releaseLease(holder: string): void {
+    this.run(`DELETE FROM lease WHERE name = 'writer' AND holder = ?`, holder);
+  }
+
+  /** From now on, every transaction checks that `holder` still holds the lease at `now()`. */
+  holdLease(holder: string, now: () => string): void {
+    this.fence = { holder, now };
+  }
+
+  readLease(): LeaseRecord | undefined {
+    const row = this.get(`SELECT holder, acquired_at, expires_at FROM lease WHERE name = 'writer'`);
+    if (!row) return undefined;
+    return {
+      holder: String(row.holder),
+      acquiredAt: String(row.acquired_at),
+      expiresAt: String(row.expires_at),
+    };
+  }
+
+  private checkFence(): void {
+    if (!this.fence) return;
+    const lease = this.readLease();
+    if (lease?.holder === this.fence.holder && lease.expiresAt > this.fence.now()) return;
+    throw new StoreError(
+      'E_STORE_LEASE_LOST',
+      lease && lease.holder !== this.fence.holder
+        ? `another process (${lease.holder}) holds the writer lease now; this one must stop writing`
+        : 'the writer lease ran out before this process renewed it; this one must stop writing',
+    );
   }
 
   // Playbook versions
@@ -261,7 +351,9 @@ export class IncidentStore {
    * `message.outcome` audit entry, in one transaction.
    */
   recordOutcome(id: number, outcome: SendOutcome, now: string): void {
-    this.transaction(() => {
+    // Not fenced: what a provider answered stays true after the lease is lost, and it only
+    // changes a row this process claimed (still sending).
+    this.db.transaction(() => {
       const row = this.get(
         `UPDATE outbox SET status = @status, provider_id = @providerId, error_code = @errorCode,
            error_message = @errorMessage, send_deadline = NULL, not_before = @notBefore, updated_at = @now
@@ -292,7 +384,7 @@ export class IncidentStore {
           retryAt: outcome.status === 'decided' ? (outcome.notBefore ?? null) : null,
         },
       });
-    });
+    })();
   }
 
   /**
@@ -470,4 +562,8 @@ function toMessage(row: Row): OutboxRecord {
       : { notBefore: String(row.not_before) }),
     updatedAt: String(row.updated_at),
   };
+}
+
+function plusMs(iso: string, ms: number): string {
+  return new Date(Date.parse(iso) + ms).toISOString();
 }

@@ -85,4 +85,13 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE (ABORT, 'the audit log is append-only'); END;
   `,
+  // 2: one process at a time writes: the lease names it, and every write checks it.
+  `
+  CREATE TABLE lease (
+    name TEXT PRIMARY KEY CHECK (name = 'writer'),
+    holder TEXT NOT NULL,
+    acquired_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+  );
+  `,
 ];

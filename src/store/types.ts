@@ -82,3 +82,10 @@ export interface SendOutcome {
   /** For a retry (`decided` again): not before this instant. */
   notBefore?: string;
 }
+
+/** Which process may write, until when. */
+export interface LeaseRecord {
+  holder: string;
+  acquiredAt: string;
+  expiresAt: string;
+}

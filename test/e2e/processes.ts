@@ -93,6 +93,7 @@ export async function listReceived(sandbox: SandboxInfo): Promise<ReceivedMessag
 export function writeServeConfig(
   sandbox: SandboxInfo,
   playbook: string,
+  extraLines: readonly string[] = [],
 ): { dir: string; config: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'tocsin-e2e-'));
   const config = path.join(dir, 'tocsin.yaml');
@@ -117,6 +118,7 @@ export function writeServeConfig(
       `    host: ${sandbox.smtp.host}`,
       `    port: ${sandbox.smtp.port}`,
       "    from: 'Tocsin <tocsin@example.com>'",
+      ...extraLines,
       '',
     ].join('\n'),
   );
