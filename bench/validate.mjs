@@ -1,5 +1,5 @@
 // How long `tocsin validate` takes over 100 playbooks, wall time from process start to exit,
-// median of 5 runs. The playbooks are copies of the examples with their own names.
+// median of RUNS runs (default 9). The playbooks are copies of the examples with their own names.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -124,8 +124,10 @@ export function renderPlaybookFormatDoc(): string {
     '`public`, `internal`, `confidential`, `restricted`; by default SMS and WhatsApp are trusted up',
     'to `internal`, email up to `confidential`, and an audience may be told up to `internal`.',
     '',
-    `Ids of stages, audiences and variables match \`${namePattern(schema)}\`: lower-case letters,`,
-    'digits and hyphens, starting with a letter or digit, at most 63 characters.',
+    `Ids of stages and audiences, and playbook names, match \`${patternOf(schema, 'name')}\`:`,
+    'lower-case letters, digits and hyphens, starting with a letter or digit, at most 63',
+    `characters. Variable names match \`${patternOf(schema, 'identifier')}\`: letters, digits`,
+    'and underscores, not starting with a digit, so that a template reads them as `vars.name`.',
     '',
     '**What templates see.** Message texts are Liquid templates with strict variables and filters:',
     'a name that does not exist is an error in `tocsin validate`, never an empty string at 3 a.m.',
@@ -160,9 +162,9 @@ export function renderPlaybookFormatDoc(): string {
   return `${lines.join('\n').trimEnd()}\n`;
 }
 
-function namePattern(schema: Schema): string {
+function patternOf(schema: Schema, definition: string): string {
   const definitions = (schema as { definitions?: Record<string, Schema> }).definitions;
-  return definitions?.['name']?.pattern ?? '';
+  return definitions?.[definition]?.pattern ?? '';
 }
 
 function exampleYaml(field: FieldDoc): string {

@@ -103,9 +103,16 @@ export function buildMachine(stages: readonly Stage[]) {
     changes.fired.push({ stageId, at, occurrence });
     const timeout = byId.get(stageId)?.ackTimeout;
     if (!timeout || acknowledged) return;
+    // A repeat does not move the deadline: the time to answer runs from the first page that
+    // is still unanswered.
     const id = `ack:${stageId}`;
-    changes.timers = changes.timers.filter((timer) => timer.id !== id);
+    if (changes.timers.some((timer) => timer.id === id)) return;
     changes.timers.push({ id, stageId, dueAt: plus(at, timeout.toMillis()), occurrence });
+  }
+
+  /** An event stage can fire several times (two gates time out); each firing is its own. */
+  function nextOccurrence(changes: Changes, stageId: string): number {
+    return changes.fired.filter((decision) => decision.stageId === stageId).length + 1;
   }
 
   /** Fires a due stage, or opens its approval gate. */
@@ -212,7 +219,7 @@ export function buildMachine(stages: readonly Stage[]) {
         if (timer.id.startsWith('ack:')) {
           // An acknowledgement drops this timer, so when it fires nobody has answered in time.
           for (const stageId of onEvent('ack-timed-out'))
-            release(changes, stageId, event.at, timer.occurrence, false);
+            release(changes, stageId, event.at, nextOccurrence(changes, stageId), false);
           return changes;
         }
 
@@ -276,19 +283,20 @@ export function buildMachine(stages: readonly Stage[]) {
       acknowledge: assign(({ context, event }) => {
         if (event.type !== 'ack.received') return {};
         const changes = copy(context);
+        // Escalations still to come, or waiting behind their approval gate, are skipped; the
+        // acknowledgement clocks stop.
         const dropped = context.timers.filter(
-          (timer) => timer.id.startsWith('stage:') && isSkippedOnAck(timer.stageId),
+          (timer) => !timer.id.startsWith('ack:') && isSkippedOnAck(timer.stageId),
         );
+        const waiting = context.pending.filter((pending) => isSkippedOnAck(pending.stageId));
         changes.timers = context.timers.filter(
           (timer) => !timer.id.startsWith('ack:') && !dropped.includes(timer),
         );
-        for (const timer of dropped) {
-          changes.skipped.push({
-            stageId: timer.stageId,
-            at: event.at,
-            occurrence: timer.occurrence,
-            reason: 'acknowledged',
-          });
+        changes.pending = context.pending.filter((pending) => !waiting.includes(pending));
+        const skipped = new Map<string, number>();
+        for (const entry of [...dropped, ...waiting]) skipped.set(entry.stageId, entry.occurrence);
+        for (const [stageId, occurrence] of skipped) {
+          changes.skipped.push({ stageId, at: event.at, occurrence, reason: 'acknowledged' });
         }
         for (const stageId of onEvent('acknowledged')) release(changes, stageId, event.at, 1, true);
         return { ...changes, acknowledgedBy: event.by, acknowledgedAt: event.at };
@@ -416,7 +424,7 @@ export function buildMachine(stages: readonly Stage[]) {
           reason: 'approval timed out',
         });
         for (const stageId of onEvent('approval-timed-out'))
-          fire(changes, stageId, at, pending.occurrence, acknowledged);
+          fire(changes, stageId, at, nextOccurrence(changes, stageId), acknowledged);
         return;
     }
   }

@@ -92,30 +92,24 @@ export class Dispatcher {
   private async drain(): Promise<void> {
     while (this.isWakeWanted && !this.isStopped) {
       this.isWakeWanted = false;
-      for (;;) {
-        const now = this.clock.now();
-        const deadline = now.plus({ milliseconds: this.sendTimeoutMs * 2 });
-        const batch = this.store.claimMessages(
-          this.concurrency * 4,
-          toIsoUtc(now),
-          toIsoUtc(deadline),
-        );
-        if (batch.length === 0) break;
-        await this.sendAll(batch);
-      }
+      await Promise.all(Array.from({ length: this.concurrency }, () => this.work()));
     }
     this.armRetry();
   }
 
-  private async sendAll(batch: OutboxRecord[]): Promise<void> {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < batch.length) {
-        const message = batch[next++];
-        if (message) await this.sendOne(message);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, batch.length) }, worker));
+  /**
+   * One of `concurrency` senders: claims a single row, sends it, records the outcome, and takes
+   * the next. A row is claimed only when its request is about to leave, so the rows a crash
+   * leaves `sending` (and later `unknown`) are exactly those in flight, never ones merely queued.
+   */
+  private async work(): Promise<void> {
+    while (!this.isStopped) {
+      const now = this.clock.now();
+      const deadline = now.plus({ milliseconds: this.sendTimeoutMs * 2 });
+      const [message] = this.store.claimMessages(1, toIsoUtc(now), toIsoUtc(deadline));
+      if (!message) return;
+      await this.sendOne(message);
+    }
   }
 
   private async sendOne(message: OutboxRecord): Promise<void> {

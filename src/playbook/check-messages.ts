@@ -178,7 +178,8 @@ class MessageChecker {
       text: string,
       path: PathSegments,
       channel: ChannelKind,
-    ): CompiledTemplate | undefined => this.compileTemplate(text, path, channel, audienceId);
+    ): CompiledTemplate | undefined =>
+      this.compileTemplate(text, path, channel, stageId, audienceId);
 
     if (variant.sms !== undefined) {
       const sms = compile(variant.sms, [...base, 'sms'], 'sms');
@@ -227,6 +228,7 @@ class MessageChecker {
     text: string,
     path: PathSegments,
     channel: ChannelKind,
+    stageId: string,
     audienceId: string,
   ): CompiledTemplate | undefined {
     let template: CompiledTemplate;
@@ -247,7 +249,9 @@ class MessageChecker {
     const limit = this.definition.audiences[audienceId]?.maxSensitivity ?? DEFAULT_AUDIENCE_LIMIT;
     for (const variable of this.templates.variablesOf(template)) {
       const at = (): Problem['location'] => template.locate(variable.offset);
-      const unknown = describeUnknownVariable(variable.segments, declared);
+      const unknown =
+        describeUnknownVariable(variable.segments, declared) ??
+        this.describeEmptyStageField(variable.segments, stageId);
       if (unknown) {
         this.problems.push({
           code: 'E_PLAYBOOK_UNKNOWN_VARIABLE',
@@ -274,6 +278,23 @@ class MessageChecker {
       }
     }
     return template;
+  }
+
+  /** `stage.nextAt` and `stage.ackBy` are null, so empty, in a stage that cannot set them. */
+  private describeEmptyStageField(
+    segments: (string | number)[],
+    stageId: string,
+  ): string | undefined {
+    const [root, field] = segments;
+    if (root !== 'stage') return undefined;
+    const stage = this.definition.stages.find((candidate) => candidate.id === stageId);
+    if (field === 'nextAt' && stage?.every === undefined) {
+      return `template uses "stage.nextAt", which is always empty in stage "${stageId}": it does not repeat; leave it out or give the stage every:`;
+    }
+    if (field === 'ackBy' && stage?.ackTimeout === undefined) {
+      return `template uses "stage.ackBy", which is always empty in stage "${stageId}": it has no ackTimeout:; leave it out or give the stage ackTimeout:`;
+    }
+    return undefined;
   }
 
   /** Renders an SMS with example values and counts its parts against the budget. */
@@ -367,21 +388,29 @@ function describeUnknownVariable(
   declared: Record<string, unknown>,
 ): string | undefined {
   const [root, field] = segments;
+  const name = segments.join('.');
+  // Every value a template reads is a string, number, boolean or null: nothing has fields.
+  const tooDeep =
+    segments.length > 2
+      ? `template uses "${name}", but "${segments.slice(0, 2).join('.')}" is a single value with no fields; use it as it is`
+      : undefined;
   if (root === 'vars') {
     // The whole map would carry every variable, sensitive ones included, past the checks.
     if (field === undefined) {
       return 'template uses "vars" as a whole; name each variable, like vars.summary';
     }
-    if (typeof field !== 'string' || Object.hasOwn(declared, field)) return undefined;
-    return `template uses "${segments.join('.')}", but variable "${field}" is not declared; declare it under variables:${suggest(field, Object.keys(declared))}`;
+    if (typeof field !== 'string' || Object.hasOwn(declared, field)) return tooDeep;
+    return `template uses "${name}", but variable "${field}" is not declared; declare it under variables:${suggest(field, Object.keys(declared))}`;
   }
   if (root === 'incident' || root === 'recipient' || root === 'stage') {
     const fields = TEMPLATE_FIELDS[root];
-    if (field === undefined || (typeof field === 'string' && fields.includes(field)))
-      return undefined;
-    return `template uses "${segments.join('.')}", which does not exist; ${root} has ${quoteList(fields)}`;
+    if (field === undefined) {
+      return `template uses "${root}" as a whole, which prints nothing useful; name a field: ${quoteList(fields)}`;
+    }
+    if (typeof field === 'string' && fields.includes(field)) return tooDeep;
+    return `template uses "${name}", which does not exist; ${root} has ${quoteList(fields)}`;
   }
-  return `template uses "${segments.join('.')}", which does not exist; templates read vars.<name>, incident, recipient and stage`;
+  return `template uses "${name}", which does not exist; templates read vars.<name>, incident, recipient and stage`;
 }
 
 /** Drops the `file:line:col ` prefix of an error message; problems carry their location. */

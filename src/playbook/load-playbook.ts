@@ -226,6 +226,7 @@ class SemanticChecker {
       (stage) => stage.approval?.onTimeout === 'escalate',
     );
     const awaitingAck = this.definition.stages.some((stage) => stage.ackTimeout !== undefined);
+    const indexOf = new Map<Stage, number>();
 
     this.definition.stages.forEach((stage, index) => {
       if (seen.has(stage.id)) {
@@ -287,6 +288,7 @@ class SemanticChecker {
         };
         if (approval) event.approval = approval;
         if (ackTimeout) event.ackTimeout = ackTimeout;
+        indexOf.set(event, index);
         stages.push(event);
         return;
       }
@@ -346,17 +348,19 @@ class SemanticChecker {
           );
         }
       }
+      indexOf.set(timed, index);
       stages.push(timed);
     });
 
-    this.checkAckTimeouts(stages);
+    this.checkAckTimeouts(stages, indexOf);
     return stages;
   }
 
   private readAckTimeout(stage: StageDefinition, index: number): Duration | undefined {
     if (stage.ackTimeout === undefined) return undefined;
     const timeout = parseDuration(stage.ackTimeout);
-    if (timeout && timeout.toMillis() > 0 && timeout.toMillis() <= MAX_OFFSET_MS) return timeout;
+    if (timeout && timeout.toMillis() >= 1_000 && timeout.toMillis() <= MAX_OFFSET_MS)
+      return timeout;
     this.report(
       ['stages', index, 'ackTimeout'],
       'E_PLAYBOOK_BAD_DURATION',
@@ -366,29 +370,57 @@ class SemanticChecker {
   }
 
   /**
-   * The time a stage gives its people to acknowledge must end by the next escalation (a later
-   * stage with `unless: acknowledged`); otherwise the escalation overtakes the people still
-   * within their time, and the `ack-timed-out` stages come after the escalation they were to
-   * precede.
+   * The time a stage gives its people to acknowledge must end by the next escalation (a stage
+   * with `unless: acknowledged`, first firing or repeat); otherwise the escalation overtakes the
+   * people still within their time. A stage that may wait (for approval, for business hours)
+   * carries its deadline along, so the check takes the longest wait.
    */
-  private checkAckTimeouts(stages: readonly Stage[]): void {
+  private checkAckTimeouts(stages: readonly Stage[], indexOf: ReadonlyMap<Stage, number>): void {
     const escalations = stages.flatMap((stage) =>
       stage.kind === 'timed' && stage.unlessAcknowledged ? [stage] : [],
     );
     for (const stage of stages) {
       if (stage.kind !== 'timed' || !stage.ackTimeout) continue;
       const start = stage.after.toMillis();
-      const deadline = start + stage.ackTimeout.toMillis();
+      const timeout = stage.ackTimeout.toMillis();
       const next = escalations
-        .filter((escalation) => escalation.after.toMillis() > start)
-        .sort((a, b) => a.after.toMillis() - b.after.toMillis())[0];
-      if (!next || next.after.toMillis() >= deadline) continue;
-      const index = this.definition.stages.findIndex((candidate) => candidate.id === stage.id);
-      this.report(
-        ['stages', index, 'ackTimeout'],
-        'E_PLAYBOOK_ACK_TIMEOUT',
-        `stage "${stage.id}" gives ${formatMinutes(stage.ackTimeout.toMillis())} to acknowledge, until +${formatMinutes(deadline)}, but escalation "${next.id}" is due at +${formatMinutes(next.after.toMillis())}; shorten ackTimeout: to at most ${formatMinutes(next.after.toMillis() - start)} or move "${next.id}" later`,
-      );
+        .filter((escalation) => escalation !== stage)
+        .flatMap((escalation) => {
+          const due = firstFiringFrom(escalation, start);
+          return due === undefined ? [] : [{ escalation, due }];
+        })
+        .sort((a, b) => a.due - b.due)[0];
+      if (!next) continue;
+
+      const path = ['stages', indexOf.get(stage) ?? 0, 'ackTimeout'];
+      const name = `escalation "${next.escalation.id}"`;
+      const gateWait = stage.approval ? (stage.approval.timeout?.toMillis() ?? Infinity) : 0;
+      if (stage.businessHours && !next.escalation.businessHours) {
+        this.report(
+          path,
+          'E_PLAYBOOK_ACK_TIMEOUT',
+          `stage "${stage.id}" may wait for business hours, so its time to acknowledge can end long after ${name} (+${formatMinutes(next.due)}), which does not wait; give both during: business, or drop ackTimeout:`,
+        );
+      } else if (gateWait > 0 && next.due < start + gateWait + timeout) {
+        const wait = gateWait === Infinity ? 'with no timeout' : `up to ${formatMinutes(gateWait)}`;
+        this.report(
+          path,
+          'E_PLAYBOOK_ACK_TIMEOUT',
+          `stage "${stage.id}" waits ${wait} for its approval, so its time to acknowledge can end after ${name} at +${formatMinutes(next.due)}; move the escalation past the approval timeout plus ackTimeout, or drop ackTimeout:`,
+        );
+      } else if (next.due === start) {
+        this.report(
+          path,
+          'E_PLAYBOOK_ACK_TIMEOUT',
+          `${name} is due at +${formatMinutes(start)}, together with stage "${stage.id}", so nobody has time to acknowledge; move the escalation later or drop ackTimeout:`,
+        );
+      } else if (next.due < start + timeout) {
+        this.report(
+          path,
+          'E_PLAYBOOK_ACK_TIMEOUT',
+          `stage "${stage.id}" gives ${formatMinutes(timeout)} to acknowledge, until +${formatMinutes(start + timeout)}, but ${name} is due at +${formatMinutes(next.due)}; shorten ackTimeout: to at most ${formatMinutes(next.due - start)} or move the escalation later`,
+        );
+      }
     }
   }
 
@@ -556,6 +588,18 @@ class SemanticChecker {
   ): void {
     this.problems.push(problemAt(this.source, path, code, message, mode));
   }
+}
+
+/** When a timed stage fires first at or after `from` (ms after the start), if ever. */
+function firstFiringFrom(
+  stage: Extract<Stage, { kind: 'timed' }>,
+  from: number,
+): number | undefined {
+  const after = stage.after.toMillis();
+  if (after >= from) return after;
+  const every = stage.every?.toMillis();
+  if (!every) return undefined;
+  return after + Math.ceil((from - after) / every) * every;
 }
 
 /** A span in the units a playbook author writes: 90s, 15m, 2h, 1h30m. */

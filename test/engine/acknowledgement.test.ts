@@ -167,3 +167,101 @@ messages:
     store.close();
   });
 });
+
+describe('acknowledgement timeouts in combination', () => {
+  const withLegal = parseDirectory(
+    `apiVersion: tocsin/v1
+kind: Directory
+people:
+  - { id: ada, name: Ada, phone: '+12025550101', roles: [oncall] }
+  - { id: dora, name: Dora, email: dora@example.com, groups: [it-management] }
+  - { id: ilse, name: Ilse, phone: '+12025550109', roles: [legal] }
+`,
+    'directory.yaml',
+  );
+
+  function run(stages: string, messages: string, acknowledgeAt?: number) {
+    const playbook = parsePlaybook(
+      `apiVersion: tocsin/v1
+kind: Playbook
+metadata: { name: combined, version: 1 }
+triggers: [{ source: alertmanager }]
+audiences:
+  oncall: { select: { roles: [oncall] }, channels: [sms] }
+  managers: { select: { groups: [it-management] }, channels: [email] }
+stages:
+${stages}
+messages:
+${messages}
+`,
+      'combined.yaml',
+    );
+    const store = new IncidentStore(':memory:');
+    const clock = new ManualClock(START);
+    const engine = createEngine({ store, clock, directory: withLegal });
+    engine.loadPlaybooks([playbook]);
+    engine.start();
+    const id = engine.startIncident({ playbook: 'combined', variables: {}, createdBy: 'test' }).id;
+    if (acknowledgeAt !== undefined) {
+      clock.advanceTo(START.plus({ minutes: acknowledgeAt }));
+      engine.acknowledge(id, 'ada', 'test');
+    }
+    clock.advanceTo(START.plus({ hours: 2 }));
+    const fired = store
+      .listMessages(id)
+      .map((m) => `${m.stageId}#${m.occurrence}@${m.decidedAt.slice(11, 16)}`);
+    const timers = store.listTimers(id).map((timer) => timer.timerId);
+    store.close();
+    return { fired, timers };
+  }
+
+  const pageAndNudge = `  page: { oncall: { sms: Page } }
+  page2: { oncall: { sms: Page again } }
+  nudge: { managers: { email: { subject: Nudge, text: Nobody answered. } } }`;
+
+  it('fires the timed-out stage once per missed deadline, each its own occurrence', () => {
+    const { fired, timers } = run(
+      `  - { id: page, after: 0m, ackTimeout: 10m, audiences: [oncall] }
+  - { id: page2, after: 2m, ackTimeout: 10m, audiences: [oncall] }
+  - { id: nudge, on: ack-timed-out, audiences: [managers] }`,
+      pageAndNudge,
+    );
+
+    expect(fired).toEqual(['page#1@09:00', 'page2#1@09:02', 'nudge#1@09:10', 'nudge#2@09:12']);
+    expect(timers).toEqual([]);
+  });
+
+  it('counts the time to answer from the first page of a repeating stage', () => {
+    const { fired } = run(
+      `  - { id: page, after: 0m, every: 5m, until: acknowledged, ackTimeout: 10m, audiences: [oncall] }
+  - { id: nudge, on: ack-timed-out, audiences: [managers] }`,
+      pageAndNudge.replace(/^ {2}page2.*\n/m, ''),
+      12,
+    );
+
+    expect(fired).toEqual([
+      'page#1@09:00',
+      'page#2@09:05',
+      'nudge#1@09:10',
+      'page#3@09:10',
+      // The next deadline runs from page #3; the acknowledgement at 09:12 stops it and the pages.
+    ]);
+  });
+
+  it('skips an escalation that waits for its approval when someone acknowledges', () => {
+    const { fired, timers } = run(
+      `  - { id: page, after: 0m, audiences: [oncall] }
+  - id: escalate
+    after: 5m
+    unless: acknowledged
+    approval: { roles: [legal], timeout: 30m, onTimeout: send }
+    audiences: [managers]`,
+      `  page: { oncall: { sms: Page } }
+  escalate: { managers: { email: { subject: Escalation, text: Nobody answered. } } }`,
+      10,
+    );
+
+    expect(fired.filter((entry) => entry.startsWith('escalate'))).toEqual([]);
+    expect(timers).toEqual([]);
+  });
+});

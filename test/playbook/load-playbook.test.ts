@@ -208,3 +208,70 @@ function catchError(action: () => unknown): unknown {
   }
   throw new Error('expected the action to throw');
 }
+
+describe('acknowledgement timeouts against escalations', () => {
+  const base = readFixture(VALID_MINIMAL);
+  const withStages = (page: string, escalate: string): Problem[] => {
+    const text = base
+      .replace('  - id: page\n    after: 0m\n', `  - id: page\n${page}`)
+      .replace('  - id: escalate\n    after: 15m\n', `  - id: escalate\n${escalate}`)
+      .replace('hours: null', '');
+    return validatePlaybookText(text, 'ack.yaml');
+  };
+  const codes = (problems: Problem[]): string[] => problems.map((problem) => problem.code);
+
+  it('accepts a timeout that ends exactly when the escalation is due', () => {
+    expect(withStages('    after: 0m\n    ackTimeout: 15m\n', '    after: 15m\n')).toEqual([]);
+  });
+
+  it.each([
+    [
+      'the escalation is due together with the page',
+      '    after: 5m\n    ackTimeout: 10m\n',
+      '    after: 5m\n',
+      'together',
+    ],
+    [
+      'a repeat of an earlier escalation comes first',
+      '    after: 10m\n    ackTimeout: 30m\n',
+      '    after: 5m\n    every: 10m\n    until: resolved\n',
+      'due at +15m',
+    ],
+    [
+      'the page may wait for its approval',
+      '    after: 0m\n    ackTimeout: 10m\n    approval: { roles: [oncall], timeout: 30m, onTimeout: send }\n',
+      '    after: 15m\n',
+      'up to 30m for its approval',
+    ],
+  ])('reports the timeout when %s', (_, page, escalate, phrase) => {
+    const problems = withStages(page, escalate);
+
+    expect(codes(problems)).toEqual(['E_PLAYBOOK_ACK_TIMEOUT']);
+    expect(problems[0]?.message).toContain(phrase);
+  });
+});
+
+describe('template names that render nothing', () => {
+  const base = readFixture(VALID_MINIMAL);
+  const withSms = (sms: string): Problem[] =>
+    validatePlaybookText(
+      base.replace(
+        "sms: '[{{ vars.severity }}] {{ vars.summary }}. Incident {{ incident.id }}.'",
+        `sms: '${sms}'`,
+      ),
+      'names.yaml',
+    );
+
+  it.each([
+    ['{{ recipient.name.first }}', 'single value with no fields'],
+    ['{{ vars.summary.text }}', 'single value with no fields'],
+    ['{{ incident }}', 'as a whole'],
+    ['{{ stage.ackBy }}', 'has no ackTimeout'],
+    ['{{ stage.nextAt }}', 'does not repeat'],
+  ])('reports %s', (template, phrase) => {
+    const problems = withSms(`Page ${template}`);
+
+    expect(problems.map((problem) => problem.code)).toEqual(['E_PLAYBOOK_UNKNOWN_VARIABLE']);
+    expect(problems[0]?.message).toContain(phrase);
+  });
+});
