@@ -94,6 +94,7 @@ export function writeServeConfig(
   sandbox: SandboxInfo,
   playbook: string,
   extraLines: readonly string[] = [],
+  directory = 'examples/directory.yaml',
 ): { dir: string; config: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'tocsin-e2e-'));
   const config = path.join(dir, 'tocsin.yaml');
@@ -103,8 +104,8 @@ export function writeServeConfig(
       'apiVersion: tocsin/v1',
       'kind: Config',
       'database: ./tocsin.db',
-      `playbooks: [${JSON.stringify(path.join(ROOT, playbook))}]`,
-      `directory: ${JSON.stringify(path.join(ROOT, 'examples', 'directory.yaml'))}`,
+      `playbooks: [${JSON.stringify(path.resolve(ROOT, playbook))}]`,
+      `directory: ${JSON.stringify(path.resolve(ROOT, directory))}`,
       'server: { host: 127.0.0.1, port: 0, token: { env: TOCSIN_TOKEN } }',
       'channels:',
       '  sms:',
