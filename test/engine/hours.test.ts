@@ -96,3 +96,58 @@ describe('business and quiet hours', () => {
     ).toBe('2026-03-31T10:00:00.000Z');
   });
 });
+
+describe('business hours across both DST changes of Berlin and New York', () => {
+  function letterAt(zone: string, startIso: string): string | undefined {
+    const zoned = parsePlaybook(
+      `apiVersion: tocsin/v1
+kind: Playbook
+metadata: { name: zoned, version: 1 }
+triggers: [{ source: alertmanager }]
+hours:
+  business: { zone: ${zone}, days: [mon, tue, wed, thu, fri], from: '08:00', to: '18:00' }
+audiences:
+  customers: { select: { tags: [customer] }, channels: [email] }
+stages:
+  - { id: customer-letter, after: 1h, during: business, audiences: [customers] }
+messages:
+  customer-letter: { customers: { email: { subject: Letter, text: We had trouble. } } }
+`,
+      'zoned.yaml',
+    );
+    const store = new IncidentStore(':memory:');
+    const clock = new ManualClock(DateTime.fromISO(startIso, { zone: 'utc' }));
+    const engine = createEngine({ store, clock, directory });
+    engine.loadPlaybooks([zoned]);
+    engine.start();
+    const id = engine.startIncident({ playbook: 'zoned', variables: {}, createdBy: 'test' }).id;
+    // Walk through the weekend in half-hour steps; the letter is decided when it is due.
+    const end = DateTime.fromISO(startIso, { zone: 'utc' }).plus({ days: 3 });
+    for (let at = clock.now(); at < end; at = at.plus({ minutes: 30 })) clock.advanceTo(at);
+    const decided = store.listMessages(id).map((message) => message.decidedAt);
+    store.close();
+    expect(decided).toHaveLength(1);
+    return decided[0];
+  }
+
+  it.each([
+    // Saturday evening before each change; the letter waits for Monday 08:00 local time.
+    ['Europe/Berlin', '2026-03-28T20:00:00Z', '2026-03-30T06:00:00.000Z'],
+    ['Europe/Berlin', '2026-10-24T20:00:00Z', '2026-10-26T07:00:00.000Z'],
+    ['America/New_York', '2026-03-07T20:00:00Z', '2026-03-09T12:00:00.000Z'],
+    ['America/New_York', '2026-10-31T20:00:00Z', '2026-11-02T13:00:00.000Z'],
+  ])('in %s from %s sends at %s', (zone, start, expected) => {
+    expect(letterAt(zone, start)).toBe(expected);
+  });
+
+  it('holds a New York recipient past quiet hours on the night clocks go forward', () => {
+    // 22:30 EST on 7 March; quiet hours end at 07:00 EDT on 8 March, 11:00 UTC.
+    const { store, id } = startAt('2026-03-08T03:30:00Z');
+
+    const heldUntil = store
+      .listMessages(id)
+      .find((message) => message.stageId === 'heads-up' && message.personId === 'nick')?.notBefore;
+
+    expect(heldUntil).toBe('2026-03-08T11:00:00.000Z');
+  });
+});
