@@ -1,7 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
 import path from 'node:path';
 
 import { serve } from '@hono/node-server';
@@ -21,9 +19,10 @@ import {
   TocsinError,
   toIsoUtc,
 } from '../src/index.js';
-import type { ChannelAdapter, Engine, LoadedPlaybook, Logger } from '../src/index.js';
+import type { ChannelAdapter, Directory, Engine, LoadedPlaybook, Logger } from '../src/index.js';
 import { SANDBOX_CREDENTIALS } from './config.js';
 import type { ServiceConfig } from './config.js';
+import { isDeadHere, leaseHolder } from './lease.js';
 import { findPlaybookFiles } from './load-playbooks.js';
 import { startSandbox } from './sandbox/start-sandbox.js';
 import type { Sandbox } from './sandbox/start-sandbox.js';
@@ -49,11 +48,7 @@ export interface Service {
  */
 export async function startService(config: ServiceConfig, log: Logger): Promise<Service> {
   // Read everything that can be wrong before touching the database.
-  const templates = new TemplateEngine();
-  const files = await findPlaybookFiles(config.playbooks);
-  const playbooks = await Promise.all(files.map((file) => loadPlaybook(file, { templates })));
-  rejectDuplicateNames(playbooks);
-  const directory = await loadDirectory(config.directory);
+  const { templates, playbooks, directory } = await loadPlan(config);
   for (const playbook of playbooks) {
     for (const problem of checkAudiences(playbook, directory)) {
       log.warn(
@@ -93,7 +88,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
 
   // One writer per database: a second process on the same file waits on standby until the
   // lease is free, and every write checks the lease, so a process that lost it cannot write.
-  const holder = `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
+  const holder = leaseHolder();
   const now = (): string => toIsoUtc(systemClock.now());
   let role: 'active' | 'standby' = 'standby';
   let standbyFor: string | undefined;
@@ -229,23 +224,18 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   };
 }
 
-/**
- * Whether a lease holder was a process on this machine that no longer runs, so its lease need
- * not run out before another process takes over (a restart after a crash resumes at once).
- * A holder on another machine, or a pid that runs (even if reused), counts as alive.
- */
-function isDeadHere(holder: string): boolean {
-  const [host, pidText] = holder.split('/');
-  const pid = Number(pidText);
-  if (host !== hostname() || !Number.isInteger(pid) || pid <= 0 || pid === process.pid) {
-    return false;
-  }
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+/** The playbooks and the directory a config names, checked. */
+export async function loadPlan(config: ServiceConfig): Promise<{
+  templates: TemplateEngine;
+  playbooks: LoadedPlaybook[];
+  directory: Directory;
+}> {
+  const templates = new TemplateEngine();
+  const files = await findPlaybookFiles(config.playbooks);
+  const playbooks = await Promise.all(files.map((file) => loadPlaybook(file, { templates })));
+  rejectDuplicateNames(playbooks);
+  const directory = await loadDirectory(config.directory);
+  return { templates, playbooks, directory };
 }
 
 function rejectDuplicateNames(playbooks: readonly LoadedPlaybook[]): void {

@@ -1,6 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DateTime, Duration } from 'luxon';
 
+import type { Engine } from '../../src/index.js';
 import type { AuditExport } from '../audit.js';
 import { UsageError } from '../errors.js';
 
@@ -142,6 +143,37 @@ const urlOption = [
   '--url <url>',
   'the running service (default http://127.0.0.1:8080); the token comes from TOCSIN_TOKEN',
 ] as const;
+const dbOption = [
+  '--db <file>',
+  "act on the service's database file directly, while the service is down (sends nothing; the next tocsin serve does)",
+] as const;
+const configOption = [
+  '--config <file>',
+  'with --db: the service config naming the playbooks and directory (default: the embedded one)',
+] as const;
+
+/** Prints an incident view, from the service's API or, with `--db`, from the database. */
+async function act(
+  options: { url?: string; db?: string; config?: string },
+  direct: (engine: Engine) => string,
+  method: 'GET' | 'POST',
+  route: string,
+  body?: unknown,
+): Promise<void> {
+  let view: unknown;
+  if (options.db !== undefined) {
+    const { actOnDatabase } = await import('./direct.js');
+    const target =
+      options.config === undefined
+        ? { db: options.db }
+        : { db: options.db, config: options.config };
+    view = await actOnDatabase(target, direct);
+  } else {
+    const { callApi, resolveTarget } = await import('./api-client.js');
+    view = await callApi(resolveTarget(options.url, process.env), method, route, body);
+  }
+  process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+}
 
 program
   .command('trigger')
@@ -155,19 +187,21 @@ program
     {},
   )
   .option(...urlOption)
+  .option(...dbOption)
+  .option(...configOption)
   .action(
     async (
       playbook: string,
-      options: { by: string; var: Record<string, string>; url?: string },
+      options: {
+        by: string;
+        var: Record<string, string>;
+        url?: string;
+        db?: string;
+        config?: string;
+      },
     ) => {
-      const { callApi, resolveTarget } = await import('./api-client.js');
-      const target = resolveTarget(options.url, process.env);
-      const incident = await callApi(target, 'POST', '/api/incidents', {
-        playbook,
-        by: options.by,
-        variables: options.var,
-      });
-      process.stdout.write(`${JSON.stringify(incident, null, 2)}\n`);
+      const request = { playbook, by: options.by, variables: options.var };
+      await act(options, (engine) => engine.declare(request).id, 'POST', '/api/incidents', request);
     },
   );
 
@@ -188,18 +222,25 @@ for (const [name, description] of [
     .argument('<incident>', 'incident id')
     .option('--by <person>', 'who does it (a person id)')
     .option(...urlOption)
-    .action(async (incident: string, options: { by?: string; url?: string }) => {
-      const { callApi, resolveTarget } = await import('./api-client.js');
-      const target = resolveTarget(options.url, process.env);
-      const body = options.by === undefined ? {} : { by: options.by };
-      const view = await callApi(
-        target,
-        'POST',
-        `/api/incidents/${encodeURIComponent(incident)}/${name}`,
-        body,
-      );
-      process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
-    });
+    .option(...dbOption)
+    .option(...configOption)
+    .action(
+      async (
+        incident: string,
+        options: { by?: string; url?: string; db?: string; config?: string },
+      ) => {
+        const by = options.by ?? 'cli';
+        const direct = (engine: Engine): string => {
+          if (name === 'ack') engine.acknowledge(incident, by, 'cli');
+          else if (name === 'resolve') engine.resolve(incident, by);
+          else engine.cancel(incident, by);
+          return incident;
+        };
+        const body = options.by === undefined ? {} : { by: options.by };
+        const route = `/api/incidents/${encodeURIComponent(incident)}/${name}`;
+        await act(options, direct, 'POST', route, body);
+      },
+    );
 }
 
 program
@@ -209,20 +250,35 @@ program
   .argument('<stage>', 'stage id')
   .requiredOption('--by <person>', 'who approves (not the incident author)')
   .option(...urlOption)
-  .action(async (incident: string, stage: string, options: { by: string; url?: string }) => {
-    const { callApi, resolveTarget } = await import('./api-client.js');
-    const target = resolveTarget(options.url, process.env);
-    const route = `/api/incidents/${encodeURIComponent(incident)}/approve`;
-    const view = await callApi(target, 'POST', route, { stage, by: options.by });
-    process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
-  });
+  .option(...dbOption)
+  .option(...configOption)
+  .action(
+    async (
+      incident: string,
+      stage: string,
+      options: { by: string; url?: string; db?: string; config?: string },
+    ) => {
+      const route = `/api/incidents/${encodeURIComponent(incident)}/approve`;
+      const direct = (engine: Engine): string => {
+        engine.approve(incident, stage, options.by);
+        return incident;
+      };
+      await act(options, direct, 'POST', route, { stage, by: options.by });
+    },
+  );
 
 program
   .command('status')
   .description('list incidents, or show one with its messages, from the running service')
   .argument('[incident]', 'incident id')
   .option(...urlOption)
-  .action(async (incident: string | undefined, options: { url?: string }) => {
+  .option('--db <file>', "read the service's database file directly (read-only)")
+  .action(async (incident: string | undefined, options: { url?: string; db?: string }) => {
+    if (options.db !== undefined) {
+      const { readFromDatabase } = await import('./direct.js');
+      process.stdout.write(`${JSON.stringify(readFromDatabase(options.db, incident), null, 2)}\n`);
+      return;
+    }
     const { callApi, resolveTarget } = await import('./api-client.js');
     const target = resolveTarget(options.url, process.env);
     const route =

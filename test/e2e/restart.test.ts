@@ -139,6 +139,73 @@ describe('tocsin serve after SIGKILL', () => {
   });
 });
 
+describe('tocsin CLI on the database while the service is down', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  it('records a resolution with --db, refused while the service runs, and the next serve sends it', async () => {
+    const sandbox = await startSandboxProcess();
+    cleanups.push(() => sandbox.process.stop());
+    const { dir, config } = writeServeConfig(
+      sandbox.info,
+      'test/fixtures/playbooks/e2e-escalation.yaml',
+    );
+    cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+    const db = path.join(dir, 'tocsin.db');
+
+    const first = await startServe(config, ENV);
+    cleanups.push(() => first.process.stop());
+    const incidentId = await trigger(first.url);
+    await waitFor(
+      async () => ((await about(sandbox.info, incidentId)).length === 2 ? true : undefined),
+      5_000,
+      'first stage',
+    );
+
+    const refused = await runToExit(['resolve', incidentId, '--db', db, '--config', config]);
+    expect(refused.code).toBe(2);
+    expect(refused.output).toContain('is running on');
+
+    await first.process.stop('SIGTERM');
+    const resolved = await runToExit([
+      'resolve',
+      incidentId,
+      '--by',
+      'ada',
+      '--db',
+      db,
+      '--config',
+      config,
+    ]);
+    expect(resolved.code).toBe(0);
+    const view = JSON.parse(resolved.output) as {
+      status: string;
+      messages: { stageId: string; status: string }[];
+    };
+    expect(view.status).toBe('resolved');
+    const allClear = view.messages.filter((message) => message.stageId === 'all-clear');
+    expect(allClear.length).toBeGreaterThan(0);
+    expect(allClear.every((message) => message.status === 'decided')).toBe(true);
+    const shown = await runToExit(['status', incidentId, '--db', db]);
+    expect((JSON.parse(shown.output) as { status: string }).status).toBe('resolved');
+
+    // Nothing went out while the service was down; the next one sends the all-clear, once.
+    const before = (await about(sandbox.info, incidentId)).length;
+    expect(before).toBe(2);
+    const second = await startServe(config, ENV);
+    cleanups.push(() => second.process.stop());
+    await waitFor(
+      async () =>
+        (await about(sandbox.info, incidentId)).length === 2 + allClear.length ? true : undefined,
+      5_000,
+      'the all-clear from the next serve',
+    );
+  });
+});
+
 async function runToExit(args: string[]): Promise<{ code: number | null; output: string }> {
   const { spawn } = await import('node:child_process');
   const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'tocsin.js'), ...args], {
