@@ -29,7 +29,14 @@ export interface ServiceConfig {
   playbooks: string[];
   directory: string;
   sandbox: boolean;
-  server: { host: string; port: number; token: string; maxBodyBytes: number };
+  server: {
+    host: string;
+    port: number;
+    token: string;
+    maxBodyBytes: number;
+    /** The URL providers call back to (receipts, replies); default: the service's own. */
+    publicUrl?: string;
+  };
   webhookSecrets: { pagerduty?: string; grafana?: string };
   dispatch: { concurrency: number; sendTimeoutMs: number };
   /** How long the writer lease lasts unless renewed (renewed every third of it). */
@@ -44,7 +51,13 @@ interface ConfigDefinition {
   playbooks?: string[];
   directory?: string;
   sandbox?: boolean;
-  server?: { host?: string; port?: number; token?: SecretRef; maxBodyBytes?: number };
+  server?: {
+    host?: string;
+    port?: number;
+    token?: SecretRef;
+    maxBodyBytes?: number;
+    publicUrl?: string;
+  };
   webhooks?: { pagerduty?: { secret: SecretRef }; grafana?: { secret: SecretRef } };
   dispatch?: { concurrency?: number; sendTimeout?: string };
   lease?: { ttl?: string };
@@ -136,6 +149,9 @@ export async function loadServiceConfig(
       port: definition.server?.port ?? defaults.server.port,
       token: token ?? '',
       maxBodyBytes: definition.server?.maxBodyBytes ?? defaults.server.maxBodyBytes,
+      ...(definition.server?.publicUrl === undefined
+        ? {}
+        : { publicUrl: definition.server.publicUrl }),
     },
     dispatch: {
       concurrency: definition.dispatch?.concurrency ?? defaults.dispatch.concurrency,

@@ -62,7 +62,23 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const sandbox = config.sandbox ? await startSandbox() : undefined;
   const channelConfig = sandbox ? toSandboxChannels(sandbox) : config.channels;
   const channels = new Map<string, ChannelAdapter>();
-  if (channelConfig.sms) channels.set('sms', createTwilioSmsChannel(channelConfig.sms));
+  // Receipts: Twilio must reach this service. The callback URL is the configured public one,
+  // or, for a stand-in on this machine, the service's own address once it listens.
+  let publicUrl = config.server.publicUrl;
+  const smsConfig = channelConfig.sms;
+  const wantsReceipts =
+    smsConfig !== undefined && (publicUrl !== undefined || isLoopback(smsConfig.baseUrl));
+  if (smsConfig) {
+    channels.set(
+      'sms',
+      createTwilioSmsChannel({
+        ...smsConfig,
+        statusCallback:
+          smsConfig.statusCallback ??
+          (() => (wantsReceipts && publicUrl ? `${publicUrl}/providers/twilio/status` : undefined)),
+      }),
+    );
+  }
   if (channelConfig.email) channels.set('email', createSmtpEmailChannel(channelConfig.email));
   warnAboutMissingChannels(
     playbooks.flatMap((playbook) =>
@@ -103,6 +119,9 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     maxBodyBytes: config.server.maxBodyBytes,
     webhookSecrets: config.webhookSecrets,
     ...(sandbox ? { recorder: sandbox.recorder } : {}),
+    ...(smsConfig
+      ? { twilio: { authToken: smsConfig.authToken, publicUrl: () => publicUrl ?? '' } }
+      : {}),
   });
   let server: ServerType;
   try {
@@ -117,6 +136,10 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       { cause },
     );
   }
+
+  const address = server.address() as AddressInfo;
+  const url = `http://${config.server.host}:${address.port}`;
+  publicUrl ??= url;
 
   const ttlMs = config.lease.ttlMs;
   let stop: (error: TocsinError) => void = () => undefined;
@@ -189,8 +212,6 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     );
   }
 
-  const address = server.address() as AddressInfo;
-  const url = `http://${config.server.host}:${address.port}`;
   log.info(
     {
       port: address.port,
@@ -236,6 +257,11 @@ export async function loadPlan(config: ServiceConfig): Promise<{
   rejectDuplicateNames(playbooks);
   const directory = await loadDirectory(config.directory);
   return { templates, playbooks, directory };
+}
+
+function isLoopback(baseUrl: string): boolean {
+  const host = new URL(baseUrl).hostname;
+  return host === 'localhost' || host === '::1' || host === '[::1]' || host.startsWith('127.');
 }
 
 function rejectDuplicateNames(playbooks: readonly LoadedPlaybook[]): void {

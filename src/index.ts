@@ -25,12 +25,19 @@ export {
 export type { AlertmanagerPayload, VariableValues, WebhookSource } from './triggers/index.js';
 
 // channels
-export { createSmtpEmailChannel, createTwilioSmsChannel } from './channels/index.js';
+export {
+  createSmtpEmailChannel,
+  createTwilioSmsChannel,
+  isTwilioSignatureValid,
+  readTwilioForm,
+  twilioSignature,
+} from './channels/index.js';
 export type {
   ChannelAdapter,
   OutgoingMessage,
   SendReceipt,
   SmtpEmailConfig,
+  TwilioParams,
   TwilioSmsConfig,
 } from './channels/index.js';
 
@@ -38,6 +45,7 @@ export type {
 export { IncidentStore } from './store/index.js';
 export type {
   AuditRecord,
+  DeliveryReceipt,
   IncidentRecord,
   IncidentStatus,
   LeaseRecord,

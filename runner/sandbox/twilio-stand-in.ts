@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 import { Hono } from 'hono';
 
-import { countSmsSegments } from '../../src/index.js';
+import { countSmsSegments, twilioSignature } from '../../src/index.js';
 import type { MessageRecorder } from './recorder.js';
 
 /** Credentials the stand-in accepts. */
@@ -10,7 +10,12 @@ export interface TwilioStandInOptions {
   accountSid: string;
   authToken: string;
   recorder: MessageRecorder;
+  /** How long after accepting a message its receipt is posted to its StatusCallback. */
+  receiptDelayMs?: number;
 }
+
+/** A number the stand-in accepts but never delivers: its receipt says undelivered, 30003. */
+export const UNDELIVERABLE_NUMBER = '+15005550003';
 
 // Twilio's test-credential numbers, so a test can ask for a documented error.
 const MAGIC_NUMBERS: Record<string, { code: number; message: string }> = {
@@ -80,10 +85,51 @@ export function createTwilioStandIn(options: TwilioStandInOptions): Hono {
       subject: null,
       body,
     });
+    const callback = form.get('StatusCallback');
+    if (callback) {
+      const receipt = { accountSid, sid, to, from: from ?? service ?? '', callback };
+      setTimeout(() => void postReceipts(receipt, options.authToken), options.receiptDelayMs ?? 50);
+    }
     return c.json(toMessageResource({ sid, accountSid, to, from, service, body }), 201);
   });
 
   return app;
+}
+
+/**
+ * Posts the status callbacks Twilio would: `sent`, then `delivered` (or `undelivered` with
+ * error 30003 for the undeliverable number), each signed with X-Twilio-Signature.
+ */
+async function postReceipts(
+  message: { accountSid: string; sid: string; to: string; from: string; callback: string },
+  authToken: string,
+): Promise<void> {
+  const final = message.to === UNDELIVERABLE_NUMBER ? 'undelivered' : 'delivered';
+  for (const status of ['sent', final]) {
+    const params: Record<string, string> = {
+      AccountSid: message.accountSid,
+      ApiVersion: '2010-04-01',
+      From: message.from,
+      MessageSid: message.sid,
+      MessageStatus: status,
+      SmsSid: message.sid,
+      SmsStatus: status,
+      To: message.to,
+    };
+    if (status === 'undelivered') params.ErrorCode = '30003';
+    try {
+      await fetch(message.callback, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-twilio-signature': twilioSignature(authToken, message.callback, params),
+        },
+        body: new URLSearchParams(params).toString(),
+      });
+    } catch {
+      // Twilio gives up on a callback URL that does not answer; so does the stand-in.
+    }
+  }
 }
 
 function isAuthorized(

@@ -5,13 +5,15 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 
 import {
+  isTwilioSignatureValid,
   isWebhookSource,
+  readTwilioForm,
   TocsinError,
   verifyGrafanaSignature,
   verifyPagerDutySignature,
   WEBHOOK_SOURCES,
 } from '../../src/index.js';
-import type { Engine, IncidentStore, Logger } from '../../src/index.js';
+import type { DeliveryReceipt, Engine, IncidentStore, Logger } from '../../src/index.js';
 import { formatAuditCsv, readAudit } from '../audit.js';
 import { HttpError } from '../errors.js';
 import type { MessageRecorder } from '../sandbox/recorder.js';
@@ -33,6 +35,11 @@ export interface AppDeps {
    * answers 503 to everything but health, so a load balancer sends the work to the active one.
    */
   role?: () => { role: 'active' | 'standby'; holder?: string };
+  /**
+   * Twilio's callbacks: the auth token that signs them, and the public base URL Twilio calls,
+   * which the signature covers. Without it, `/providers/twilio/*` answers 404.
+   */
+  twilio?: { authToken: string; publicUrl: () => string };
 }
 
 /** Secrets that PagerDuty and Grafana sign their webhook bodies with. */
@@ -86,6 +93,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
   };
   app.use('/hooks/*', activeOnly);
   app.use('/api/*', activeOnly);
+  app.use('/providers/*', activeOnly);
+
+  if (deps.twilio) {
+    const twilio = deps.twilio;
+    // Delivery receipts: Twilio posts the message's status as a signed form.
+    app.post('/providers/twilio/status', async (c) => {
+      const params = await readSignedTwilioForm(c, twilio);
+      const receipt = toTwilioReceipt(params);
+      if (!receipt) return c.body(null, 204);
+      const messageId = deps.store.recordReceipt(receipt);
+      c.get('log').info(
+        { provider: 'twilio', status: receipt.status, errorCode: receipt.errorCode, messageId },
+        messageId === undefined ? 'receipt for no message awaiting one' : 'delivery receipt',
+      );
+      return c.body(null, 204);
+    });
+  }
 
   app.post('/hooks/:source', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
     const sourceName = c.req.param('source');
@@ -289,6 +313,61 @@ function checkSignature(
 }
 
 /** Who acts: `{"by": "person-id"}`, or the API itself when the body names nobody. */
+/**
+ * Reads a Twilio form post and checks its `X-Twilio-Signature` over the URL Twilio called: the
+ * public base URL, this path and the query.
+ */
+async function readSignedTwilioForm(
+  c: Context<Env>,
+  twilio: { authToken: string; publicUrl: () => string },
+): Promise<Record<string, string | string[]>> {
+  const type = c.req.header('content-type') ?? '';
+  if (!type.startsWith('application/x-www-form-urlencoded')) {
+    throw new HttpError(415, 'Twilio posts application/x-www-form-urlencoded; send that');
+  }
+  const params = readTwilioForm(await c.req.text());
+  const url = `${twilio.publicUrl().replace(/\/$/, '')}${c.req.path}${new URL(c.req.url).search}`;
+  if (!isTwilioSignatureValid(twilio.authToken, url, params, c.req.header('x-twilio-signature'))) {
+    throw new HttpError(
+      403,
+      'X-Twilio-Signature does not match; check the auth token and that server.publicUrl is the URL Twilio calls',
+    );
+  }
+  return params;
+}
+
+/** A Twilio status callback as a receipt, or undefined for states that change nothing. */
+function toTwilioReceipt(params: Record<string, string | string[]>): DeliveryReceipt | undefined {
+  const field = (name: string): string | undefined => {
+    const value = params[name];
+    return typeof value === 'string' ? value : value?.[0];
+  };
+  const sid = field('MessageSid') ?? field('SmsSid');
+  const state = field('MessageStatus') ?? field('SmsStatus');
+  if (!sid || !state) {
+    throw new HttpError(422, 'a Twilio status callback needs MessageSid and MessageStatus');
+  }
+  const status =
+    state === 'delivered'
+      ? 'delivered'
+      : state === 'read'
+        ? 'read'
+        : state === 'undelivered' || state === 'failed'
+          ? 'failed'
+          : undefined;
+  if (!status) return undefined;
+  const receipt: DeliveryReceipt = {
+    provider: 'twilio',
+    providerId: sid,
+    status,
+    providerStatus: state,
+    at: new Date().toISOString(),
+  };
+  const errorCode = field('ErrorCode');
+  if (errorCode) receipt.errorCode = errorCode;
+  return receipt;
+}
+
 function readActor(body: unknown): string {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new HttpError(422, 'the body must be a JSON object such as {"by": "ada"}');

@@ -3,3 +3,5 @@ export { createTwilioSmsChannel } from './twilio-sms.js';
 export type { TwilioSmsConfig } from './twilio-sms.js';
 export { createSmtpEmailChannel } from './smtp-email.js';
 export type { SmtpEmailConfig } from './smtp-email.js';
+export { isTwilioSignatureValid, readTwilioForm, twilioSignature } from './twilio-signature.js';
+export type { TwilioParams } from './twilio-signature.js';

@@ -11,7 +11,8 @@ export interface TwilioSmsConfig {
   authToken: string;
   from?: string;
   messagingServiceSid?: string;
-  statusCallback?: string;
+  /** Where Twilio posts delivery receipts; a function when the URL is known only later. */
+  statusCallback?: string | (() => string | undefined);
   connections?: number;
 }
 
@@ -35,7 +36,9 @@ export function createTwilioSmsChannel(config: TwilioSmsConfig): ChannelAdapter 
     const form = new URLSearchParams({ To: message.address, Body: message.body });
     if (config.messagingServiceSid) form.set('MessagingServiceSid', config.messagingServiceSid);
     else if (config.from) form.set('From', config.from);
-    if (config.statusCallback) form.set('StatusCallback', config.statusCallback);
+    const callback =
+      typeof config.statusCallback === 'function' ? config.statusCallback() : config.statusCallback;
+    if (callback) form.set('StatusCallback', callback);
 
     let response;
     try {

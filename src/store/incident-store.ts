@@ -6,6 +6,7 @@ import { MIGRATIONS } from './migrations.js';
 import type {
   AuditEntry,
   AuditRecord,
+  DeliveryReceipt,
   IncidentRecord,
   IncidentStatus,
   LeaseRecord,
@@ -385,6 +386,44 @@ export class IncidentStore {
         },
       });
     })();
+  }
+
+  /**
+   * Applies a delivery receipt to the message with that provider id, forward only: accepted
+   * becomes delivered, read or failed; delivered becomes read. A late or repeated receipt
+   * changes nothing. Returns the message id when the receipt moved a message.
+   */
+  recordReceipt(receipt: DeliveryReceipt): number | undefined {
+    return this.transaction(() => {
+      const from = receipt.status === 'read' ? ['accepted', 'delivered'] : ['accepted'];
+      const row = this.get(
+        `UPDATE outbox SET status = @status, error_code = coalesce(@errorCode, error_code), updated_at = @at
+         WHERE provider_id = @providerId AND status IN (@from1, @from2)
+         RETURNING id, incident_id`,
+        {
+          status: receipt.status,
+          errorCode: receipt.errorCode ?? null,
+          at: receipt.at,
+          providerId: receipt.providerId,
+          from1: from[0],
+          from2: from[1] ?? from[0],
+        },
+      );
+      if (!row) return undefined;
+      this.appendAudit({
+        incidentId: String(row.incident_id),
+        at: receipt.at,
+        actor: receipt.provider,
+        type: 'message.receipt',
+        data: {
+          messageId: Number(row.id),
+          status: receipt.status,
+          providerStatus: receipt.providerStatus,
+          errorCode: receipt.errorCode ?? null,
+        },
+      });
+      return Number(row.id);
+    });
   }
 
   /**

@@ -94,4 +94,8 @@ export const MIGRATIONS: readonly string[] = [
     expires_at TEXT NOT NULL
   );
   `,
+  // 3: delivery receipts find their message by the provider's id.
+  `
+  CREATE INDEX outbox_provider ON outbox (provider_id) WHERE provider_id IS NOT NULL;
+  `,
 ];

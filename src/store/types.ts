@@ -2,7 +2,8 @@
 export type IncidentStatus = 'open' | 'resolved' | 'cancelled';
 
 /** Where an outbox message is: decided, handed to a provider, or finished. */
-export type MessageStatus = 'decided' | 'sending' | 'accepted' | 'delivered' | 'failed' | 'unknown';
+export type MessageStatus =
+  'decided' | 'sending' | 'accepted' | 'delivered' | 'read' | 'failed' | 'unknown';
 
 export interface PlaybookVersionRecord {
   id: number;
@@ -88,4 +89,16 @@ export interface LeaseRecord {
   holder: string;
   acquiredAt: string;
   expiresAt: string;
+}
+
+/** What a provider reported later about a message it accepted. */
+export interface DeliveryReceipt {
+  provider: string;
+  providerId: string;
+  /** Where the message got to; other provider states (queued, sent) change nothing. */
+  status: 'delivered' | 'read' | 'failed';
+  /** The provider's own word for it, such as undelivered, for the audit log. */
+  providerStatus: string;
+  errorCode?: string;
+  at: string;
 }
