@@ -54,5 +54,17 @@ export type {
 } from './store/index.js';
 
 // engine
-export { createDispatcher, createEngine, Dispatcher, Engine } from './engine/index.js';
-export type { EngineDeps, IncidentContext, TriggerOutcome } from './engine/index.js';
+export {
+  createDispatcher,
+  createEngine,
+  Dispatcher,
+  Engine,
+  interpretReply,
+} from './engine/index.js';
+export type {
+  EngineDeps,
+  IncidentContext,
+  ReplyIntent,
+  ReplyOutcome,
+  TriggerOutcome,
+} from './engine/index.js';

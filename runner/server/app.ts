@@ -109,6 +109,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
       );
       return c.body(null, 204);
     });
+
+    // Replies: an SMS to the sending number. Twilio posts it signed; the answer is TwiML.
+    app.post('/providers/twilio/inbound', async (c) => {
+      const params = await readSignedTwilioForm(c, twilio);
+      const field = (name: string): string => {
+        const value = params[name];
+        return (typeof value === 'string' ? value : value?.[0]) ?? '';
+      };
+      const from = field('From');
+      if (!from) throw new HttpError(422, 'a Twilio inbound message needs From');
+      const result = deps.engine.handleReply({
+        channel: 'sms',
+        address: from,
+        text: field('Body'),
+      });
+      c.header('content-type', 'text/xml; charset=utf-8');
+      const message = result.answer ? `<Message>${escapeXml(result.answer)}</Message>` : '';
+      return c.body(`<?xml version="1.0" encoding="UTF-8"?><Response>${message}</Response>`);
+    });
   }
 
   app.post('/hooks/:source', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
@@ -366,6 +385,10 @@ function toTwilioReceipt(params: Record<string, string | string[]>): DeliveryRec
   const errorCode = field('ErrorCode');
   if (errorCode) receipt.errorCode = errorCode;
   return receipt;
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/[<>&'"]/g, (character) => `&#${character.charCodeAt(0)};`);
 }
 
 function readActor(body: unknown): string {

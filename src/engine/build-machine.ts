@@ -33,6 +33,8 @@ export interface PendingApproval {
 /** What the machine remembers; all of it lands in the persisted snapshot. */
 export interface IncidentContext {
   incidentId: string;
+  /** The code replies quote; absent on incidents started before codes existed. */
+  replyCode?: string;
   startedAt: string;
   createdBy: string;
   acknowledgedBy: string | null;
@@ -54,6 +56,7 @@ export interface IncidentContext {
 /** What starts a machine. */
 export interface IncidentInput {
   incidentId: string;
+  replyCode?: string;
   startedAt: string;
   createdBy: string;
   ackRequired?: number;
@@ -348,6 +351,7 @@ export function buildMachine(stages: readonly Stage[]) {
     id: 'incident',
     context: ({ input }) => ({
       incidentId: input.incidentId,
+      ...(input.replyCode === undefined ? {} : { replyCode: input.replyCode }),
       startedAt: input.startedAt,
       createdBy: input.createdBy,
       acknowledgedBy: null,

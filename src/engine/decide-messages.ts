@@ -23,6 +23,8 @@ export interface DecideMessagesInput {
   context: IncidentContext;
   decision: StageDecision;
   log: Logger;
+  /** People who said STOP on a channel, as `person\u0000channel`; that channel is skipped. */
+  optOuts?: ReadonlySet<string>;
 }
 
 /**
@@ -47,6 +49,7 @@ export function decideMessages(input: DecideMessagesInput): NewOutboxMessage[] {
     acknowledged: context.acknowledgedAt !== null,
     acknowledgedBy: context.acknowledgedBy,
     status: input.status,
+    code: context.replyCode ?? '',
   };
   const stageScope = {
     id: stage.id,
@@ -64,7 +67,10 @@ export function decideMessages(input: DecideMessagesInput): NewOutboxMessage[] {
     if (!audience || !compiled) continue;
 
     for (const person of selectPeople(input.directory, audience.select)) {
-      const channel = audience.channels.find((kind) => addressOf(person, kind) !== undefined);
+      const channel = audience.channels.find(
+        (kind) =>
+          addressOf(person, kind) !== undefined && !input.optOuts?.has(`${person.id}\u0000${kind}`),
+      );
       if (!channel) {
         unreachable++;
         continue;

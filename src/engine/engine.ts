@@ -1,10 +1,15 @@
+import { randomInt } from 'node:crypto';
+
 import { DateTime } from 'luxon';
 import { createActor } from 'xstate';
+
+import { answerFor, interpretReply } from './replies.js';
+import type { ReplyOutcome } from './replies.js';
 import type { Actor } from 'xstate';
 
 import { toIsoUtc } from '../clock.js';
 import type { Clock } from '../clock.js';
-import { selectPeople } from '../directory/index.js';
+import { addressOf, selectPeople } from '../directory/index.js';
 import type { Directory } from '../directory/index.js';
 import { EngineError } from '../errors.js';
 import { createId } from '../ids.js';
@@ -329,9 +334,11 @@ export class Engine {
     const now = this.clock.now();
     const startedAt = toIsoUtc(now);
     const id = createId('inc', now);
+    const replyCode = this.newReplyCode();
     const actor = createActor(version.machine, {
       input: {
         incidentId: id,
+        replyCode,
         startedAt,
         createdBy: request.createdBy,
         ...this.ackRule(version.playbook),
@@ -348,6 +355,7 @@ export class Engine {
       variables: request.variables,
       snapshot: actor.getPersistedSnapshot(),
       createdBy: request.createdBy,
+      replyCode,
       startedAt,
       updatedAt: startedAt,
       closedAt: null,
@@ -392,6 +400,53 @@ export class Engine {
       this.store.insertAcknowledgement({ incidentId, by, via, at });
     });
     this.log.info({ incidentId, acknowledgedBy: by, via }, 'incident acknowledged');
+  }
+
+  /**
+   * Acts on a reply from a recipient: "ACK 4821" (or a bare "OK") acknowledges the incident the
+   * code names (or the open incident that last messaged them on that channel); STOP and START
+   * keep the opt-out ledger that later stages honour. A sender who is not in the directory
+   * changes nothing.
+   */
+  handleReply(reply: { channel: 'sms' | 'whatsapp'; address: string; text: string }): ReplyOutcome {
+    const person = this.directory.people.find(
+      (candidate) => addressOf(candidate, reply.channel) === reply.address,
+    );
+    if (!person) {
+      this.log.info({ channel: reply.channel }, 'reply from someone not in the directory');
+      return { outcome: 'unknown-sender', answer: '' };
+    }
+    const at = toIsoUtc(this.clock.now());
+    const intent = interpretReply(reply.text);
+    const answer = (
+      outcome: Exclude<ReplyOutcome['outcome'], 'unknown-sender'>,
+      code?: string,
+    ): ReplyOutcome => {
+      this.log.info({ channel: reply.channel, personId: person.id, outcome }, 'reply');
+      return { outcome, personId: person.id, answer: answerFor(outcome, person.locale, code) };
+    };
+
+    if (intent.kind === 'opt-out' || intent.kind === 'opt-in') {
+      const optedOut = intent.kind === 'opt-out';
+      this.store.setOptOut({
+        personId: person.id,
+        channel: reply.channel,
+        optedOut,
+        at,
+        via: 'reply',
+      });
+      return answer(optedOut ? 'opted-out' : 'opted-in');
+    }
+    if (intent.kind === 'unknown') return answer('not-understood');
+
+    const incidentId =
+      intent.code === undefined
+        ? this.store.lastOpenIncidentMessaging(person.id, reply.channel)
+        : this.store.findOpenIncidentByCode(intent.code);
+    if (!incidentId || !this.running.has(incidentId)) return answer('no-incident');
+    this.acknowledge(incidentId, person.id, reply.channel);
+    const code = this.running.get(incidentId)?.actor.getSnapshot().context.replyCode ?? intent.code;
+    return { ...answer('acknowledged', code), incidentId };
   }
 
   /**
@@ -601,6 +656,7 @@ export class Engine {
       context: running.actor.getSnapshot().context,
       decision,
       log: running.log,
+      optOuts: this.store.listOptOuts(),
     });
   }
 
@@ -723,6 +779,16 @@ export class Engine {
   ): RunningIncident {
     const log = this.log.child({ incidentId: id, playbookId: version.playbook.name });
     return { id, version, actor, variables, log };
+  }
+
+  /** Four digits no open incident uses, for replies to quote (six once four run short). */
+  private newReplyCode(): string {
+    const taken = this.store.openReplyCodes();
+    const [low, high] = taken.size < 4_000 ? [1_000, 10_000] : [100_000, 1_000_000];
+    for (;;) {
+      const code = String(randomInt(low, high));
+      if (!taken.has(code)) return code;
+    }
   }
 
   private statusOf(running: RunningIncident): IncidentStatus {

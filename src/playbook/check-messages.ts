@@ -345,6 +345,7 @@ class MessageChecker {
         acknowledged: false,
         acknowledgedBy: null,
         status: 'open',
+        code: '4821',
       },
       recipient: { id: 'example', name: 'Alexandra Example', locale, timeZone: 'Europe/Berlin' },
       stage: {

@@ -78,6 +78,82 @@ export class IncidentStore {
       .immediate();
   }
 
+  // Replies and opt-outs
+
+  /** Reply codes of open incidents, so a new one can be told apart. */
+  openReplyCodes(): Set<string> {
+    return new Set(
+      this.all(
+        `SELECT reply_code FROM incidents WHERE status = 'open' AND reply_code IS NOT NULL`,
+      ).map((row) => String(row.reply_code)),
+    );
+  }
+
+  /** The open incident a reply names by its code. */
+  findOpenIncidentByCode(code: string): string | undefined {
+    const row = this.get(
+      `SELECT id FROM incidents WHERE status = 'open' AND reply_code = ? ORDER BY started_at DESC LIMIT 1`,
+      code,
+    );
+    return row ? String(row.id) : undefined;
+  }
+
+  /** The open incident that last sent `personId` a message on `channel`: what a bare reply answers. */
+  lastOpenIncidentMessaging(personId: string, channel: string): string | undefined {
+    const row = this.get(
+      `SELECT o.incident_id AS id FROM outbox o JOIN incidents i ON i.id = o.incident_id
+       WHERE o.person_id = ? AND o.channel = ? AND i.status = 'open'
+       ORDER BY o.id DESC LIMIT 1`,
+      personId,
+      channel,
+    );
+    return row ? String(row.id) : undefined;
+  }
+
+  /** Records that a person opted out of a channel (STOP), or back in (START). */
+  setOptOut(change: {
+    personId: string;
+    channel: string;
+    optedOut: boolean;
+    at: string;
+    via: string;
+  }): void {
+    this.transaction(() => {
+      if (change.optedOut) {
+        this.run(
+          `INSERT INTO opt_outs (person_id, channel, at, via) VALUES (?, ?, ?, ?)
+           ON CONFLICT (person_id, channel) DO UPDATE SET at = excluded.at, via = excluded.via`,
+          change.personId,
+          change.channel,
+          change.at,
+          change.via,
+        );
+      } else {
+        this.run(
+          `DELETE FROM opt_outs WHERE person_id = ? AND channel = ?`,
+          change.personId,
+          change.channel,
+        );
+      }
+      this.appendAudit({
+        incidentId: null,
+        at: change.at,
+        actor: change.personId,
+        type: change.optedOut ? 'recipient.opted-out' : 'recipient.opted-in',
+        data: { personId: change.personId, channel: change.channel, via: change.via },
+      });
+    });
+  }
+
+  /** Every opt-out, as `person\u0000channel` keys. */
+  listOptOuts(): Set<string> {
+    return new Set(
+      this.all('SELECT person_id, channel FROM opt_outs').map(
+        (row) => `${String(row.person_id)}\u0000${String(row.channel)}`,
+      ),
+    );
+  }
+
   // Writer lease
 
   /**
@@ -193,11 +269,12 @@ export class IncidentStore {
   insertIncident(incident: IncidentRecord): void {
     this.run(
       `INSERT INTO incidents (id, playbook_version_id, status, dedupe_key, variables, snapshot,
-         created_by, started_at, updated_at, closed_at)
+         created_by, started_at, updated_at, closed_at, reply_code)
        VALUES (@id, @playbookVersionId, @status, @dedupeKey, @variables, @snapshot,
-         @createdBy, @startedAt, @updatedAt, @closedAt)`,
+         @createdBy, @startedAt, @updatedAt, @closedAt, @replyCode)`,
       {
         ...incident,
+        replyCode: incident.replyCode ?? null,
         variables: JSON.stringify(incident.variables),
         snapshot: JSON.stringify(incident.snapshot),
       },
@@ -564,6 +641,8 @@ function toIncident(row: Row): IncidentRecord {
     startedAt: String(row.started_at),
     updatedAt: String(row.updated_at),
     closedAt: row.closed_at === null ? null : String(row.closed_at),
+    replyCode:
+      row.reply_code === null || row.reply_code === undefined ? null : String(row.reply_code),
   };
 }
 

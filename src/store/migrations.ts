@@ -98,4 +98,16 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX outbox_provider ON outbox (provider_id) WHERE provider_id IS NOT NULL;
   `,
+  // 4: a short code per open incident that replies quote, and the opt-out ledger.
+  `
+  ALTER TABLE incidents ADD COLUMN reply_code TEXT;
+  CREATE INDEX incidents_reply_code ON incidents (reply_code) WHERE reply_code IS NOT NULL;
+  CREATE TABLE opt_outs (
+    person_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    at TEXT NOT NULL,
+    via TEXT NOT NULL,
+    PRIMARY KEY (person_id, channel)
+  );
+  `,
 ];

@@ -26,6 +26,8 @@ export interface IncidentRecord {
   startedAt: string;
   updatedAt: string;
   closedAt: string | null;
+  /** Four digits that replies quote to name this incident, unique among open incidents. */
+  replyCode?: string | null;
 }
 
 export interface TimerRecord {

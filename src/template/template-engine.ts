@@ -9,7 +9,7 @@ import type { SourceLocation } from '../errors.js';
 export const TEMPLATE_ROOTS = {
   vars: 'the incident variables declared under variables:',
   incident:
-    'id, playbook, version, startedAt, elapsedMinutes, acknowledged, acknowledgedBy, status',
+    'id, code (the four digits a reply quotes), playbook, version, startedAt, elapsedMinutes, acknowledged, acknowledgedBy, status',
   recipient: 'id, name, locale, timeZone',
   stage: 'id, occurrence, nextAt, ackBy',
 } as const;
@@ -18,6 +18,7 @@ export const TEMPLATE_ROOTS = {
 export const TEMPLATE_FIELDS: Record<Exclude<keyof typeof TEMPLATE_ROOTS, 'vars'>, string[]> = {
   incident: [
     'id',
+    'code',
     'playbook',
     'version',
     'startedAt',
@@ -42,6 +43,8 @@ export interface TemplateScope {
     acknowledged: boolean;
     acknowledgedBy: string | null;
     status: string;
+    /** The four digits a reply quotes to name the incident: "ACK 4821". */
+    code: string;
   };
   recipient: { id: string; name: string; locale: string; timeZone: string };
   /**
