@@ -100,6 +100,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     log,
     concurrency: config.dispatch.concurrency,
     sendTimeoutMs: config.dispatch.sendTimeoutMs,
+    onFailed: (messageId) => engine.fallBack(messageId),
   });
 
   // One writer per database: a second process on the same file waits on standby until the

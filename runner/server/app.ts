@@ -103,6 +103,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const receipt = toTwilioReceipt(params);
       if (!receipt) return c.body(null, 204);
       const messageId = deps.store.recordReceipt(receipt);
+      if (messageId !== undefined && receipt.status === 'failed') deps.engine.fallBack(messageId);
       c.get('log').info(
         { provider: 'twilio', status: receipt.status, errorCode: receipt.errorCode, messageId },
         messageId === undefined ? 'receipt for no message awaiting one' : 'delivery receipt',

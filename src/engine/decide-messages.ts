@@ -25,6 +25,11 @@ export interface DecideMessagesInput {
   log: Logger;
   /** People who said STOP on a channel, as `person\u0000channel`; that channel is skipped. */
   optOuts?: ReadonlySet<string>;
+  /**
+   * A fallback: decide only for this person in this audience, on the next channel of the
+   * audience's order after the one that failed.
+   */
+  fallbackFrom?: { personId: string; audienceId: string; channel: string };
 }
 
 /**
@@ -61,13 +66,21 @@ export function decideMessages(input: DecideMessagesInput): NewOutboxMessage[] {
   const messages: NewOutboxMessage[] = [];
   const seen = new Set<string>();
   let unreachable = 0;
-  for (const audienceId of stage.audiences) {
+  const fallback = input.fallbackFrom;
+  for (const audienceId of fallback ? [fallback.audienceId] : stage.audiences) {
     const audience = playbook.definition.audiences[audienceId];
     const compiled = playbook.messages.get(messageKey(stage.id, audienceId));
     if (!audience || !compiled) continue;
 
-    for (const person of selectPeople(input.directory, audience.select)) {
-      const channel = audience.channels.find(
+    const people = selectPeople(input.directory, audience.select);
+    const failedAt = fallback ? audience.channels.indexOf(fallback.channel as ChannelKind) : -1;
+    const channels = fallback
+      ? failedAt < 0
+        ? []
+        : audience.channels.slice(failedAt + 1)
+      : audience.channels;
+    for (const person of fallback ? people.filter((p) => p.id === fallback.personId) : people) {
+      const channel = channels.find(
         (kind) =>
           addressOf(person, kind) !== undefined && !input.optOuts?.has(`${person.id}\u0000${kind}`),
       );

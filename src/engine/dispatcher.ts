@@ -20,6 +20,8 @@ export interface DispatcherOptions {
   sendTimeoutMs?: number;
   /** Attempts before a retryable failure becomes final. */
   maxAttempts?: number;
+  /** Called after a message failed for good, so the next channel can be tried. */
+  onFailed?: (messageId: number) => void;
 }
 
 const DEFAULT_CONCURRENCY = 16;
@@ -40,6 +42,7 @@ export class Dispatcher {
   private readonly concurrency: number;
   private readonly sendTimeoutMs: number;
   private readonly maxAttempts: number;
+  private readonly onFailed: ((messageId: number) => void) | undefined;
   private draining: Promise<void> | undefined;
   private isWakeWanted = false;
   private retryHandle: unknown;
@@ -53,6 +56,7 @@ export class Dispatcher {
     this.concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     this.sendTimeoutMs = options.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
     this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    this.onFailed = options.onFailed;
   }
 
   /** Marks rows left in flight by a previous process as unknown; returns how many. */
@@ -150,11 +154,17 @@ export class Dispatcher {
         { errorCode: outcome.errorCode, attempts: message.attempts },
         'channel send failed, retrying',
       );
-    else
+    else {
       log.error(
         { errorCode: outcome.errorCode, attempts: message.attempts },
         'channel failed after retries',
       );
+      try {
+        this.onFailed?.(message.id);
+      } catch (error) {
+        log.error({ err: error }, 'fallback failed');
+      }
+    }
   }
 
   private toFailure(message: OutboxRecord, error: unknown): SendOutcome {

@@ -403,6 +403,69 @@ export class Engine {
   }
 
   /**
+   * Tries the next channel for a message that failed for good (rejected by the provider, or
+   * reported undelivered): the same stage, for the same person, on the next channel of the
+   * audience's order they have an address for. A provider's "unsubscribed" also lands in the
+   * opt-out ledger. Returns how many messages were decided (0 or 1).
+   */
+  fallBack(messageId: number): number {
+    const failed = this.store.getMessage(messageId);
+    if (failed?.status !== 'failed') return 0;
+    const at = toIsoUtc(this.clock.now());
+    if (failed.errorCode !== null && UNSUBSCRIBED_CODES.has(failed.errorCode)) {
+      this.store.setOptOut({
+        personId: failed.personId,
+        channel: failed.channel,
+        optedOut: true,
+        at,
+        via: `provider ${failed.errorCode}`,
+      });
+    }
+    const running = this.running.get(failed.incidentId);
+    if (!running || failed.stageId.startsWith('approval:')) return 0;
+
+    const messages = decideMessages({
+      playbook: running.version.playbook,
+      directory: this.directory,
+      templates: this.templates,
+      incidentId: running.id,
+      status: this.statusOf(running),
+      variables: running.variables,
+      context: running.actor.getSnapshot().context,
+      decision: { stageId: failed.stageId, at, occurrence: failed.occurrence },
+      log: running.log,
+      optOuts: this.store.listOptOuts(),
+      fallbackFrom: {
+        personId: failed.personId,
+        audienceId: failed.audienceId,
+        channel: failed.channel,
+      },
+    });
+    this.store.transaction(() => {
+      this.store.insertMessages(messages);
+      this.store.appendAudit({
+        incidentId: running.id,
+        at,
+        actor: 'engine',
+        type: messages.length > 0 ? 'message.fallback' : 'message.no-fallback',
+        data: {
+          messageId: failed.id,
+          personId: failed.personId,
+          from: failed.channel,
+          to: messages[0]?.channel ?? null,
+          errorCode: failed.errorCode,
+        },
+      });
+    });
+    running.log.info(
+      { messageId: failed.id, from: failed.channel, to: messages[0]?.channel ?? null },
+      messages.length > 0 ? 'falling back to the next channel' : 'no channel left to fall back to',
+    );
+    this.afterCommit(messages.length);
+    return messages.length;
+  }
+
+  /**
    * Acts on a reply from a recipient: "ACK 4821" (or a bare "OK") acknowledges the incident the
    * code names (or the open incident that last messaged them on that channel); STOP and START
    * keep the opt-out ledger that later stages honour. A sender who is not in the directory
@@ -798,6 +861,9 @@ export class Engine {
     return 'open';
   }
 }
+
+/** Provider codes that say the person unsubscribed: Twilio 21610 (replied STOP). */
+const UNSUBSCRIBED_CODES = new Set(['21610']);
 
 function describeEvent(event: IncidentEvent): Record<string, unknown> {
   switch (event.type) {

@@ -535,6 +535,11 @@ export class IncidentStore {
     });
   }
 
+  getMessage(id: number): OutboxRecord | undefined {
+    const row = this.get('SELECT * FROM outbox WHERE id = ?', id);
+    return row ? toMessage(row) : undefined;
+  }
+
   listMessages(incidentId: string): OutboxRecord[] {
     return this.all('SELECT * FROM outbox WHERE incident_id = ? ORDER BY id', incidentId).map(
       toMessage,
