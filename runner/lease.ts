@@ -1,9 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 
-/** A name for this process in the writer lease: machine, pid and a random tag. */
-export function leaseHolder(): string {
-  return `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
+/** A name for this process in the writer lease: machine, pid, a random tag, and what it is. */
+export function leaseHolder(kind: 'serve' | 'cli' = 'serve'): string {
+  return `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}/${kind}`;
+}
+
+/** Whether the holder is a short CLI command rather than a service. */
+export function isCliHolder(holder: string): boolean {
+  return holder.endsWith('/cli');
 }
 
 /**

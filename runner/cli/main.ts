@@ -152,6 +152,14 @@ const configOption = [
   'with --db: the service config naming the playbooks and directory (default: the embedded one)',
 ] as const;
 
+/** `by` as given, once the directory knows it: the audit names people by directory id. */
+function knownPerson(engine: Engine, by: string): string {
+  if (!engine.hasPerson(by)) {
+    throw new UsageError(`no person has id "${by}" in the directory; give a directory id`);
+  }
+  return by;
+}
+
 /** Prints an incident view, from the service's API or, with `--db`, from the database. */
 async function act(
   options: { url?: string; db?: string; config?: string },
@@ -161,6 +169,9 @@ async function act(
   body?: unknown,
 ): Promise<void> {
   let view: unknown;
+  if (options.db !== undefined && options.url !== undefined) {
+    throw new UsageError('give either --db (the service is down) or --url (it runs), not both');
+  }
   if (options.db !== undefined) {
     const { actOnDatabase } = await import('./direct.js');
     const target =
@@ -201,7 +212,13 @@ program
       },
     ) => {
       const request = { playbook, by: options.by, variables: options.var };
-      await act(options, (engine) => engine.declare(request).id, 'POST', '/api/incidents', request);
+      await act(
+        options,
+        (engine) => engine.declare({ ...request, by: knownPerson(engine, request.by) }).id,
+        'POST',
+        '/api/incidents',
+        request,
+      );
     },
   );
 
@@ -229,8 +246,8 @@ for (const [name, description] of [
         incident: string,
         options: { by?: string; url?: string; db?: string; config?: string },
       ) => {
-        const by = options.by ?? 'cli';
         const direct = (engine: Engine): string => {
+          const by = options.by === undefined ? 'cli' : knownPerson(engine, options.by);
           if (name === 'ack') engine.acknowledge(incident, by, 'cli');
           else if (name === 'resolve') engine.resolve(incident, by);
           else engine.cancel(incident, by);
@@ -260,7 +277,7 @@ program
     ) => {
       const route = `/api/incidents/${encodeURIComponent(incident)}/approve`;
       const direct = (engine: Engine): string => {
-        engine.approve(incident, stage, options.by);
+        engine.approve(incident, stage, knownPerson(engine, options.by));
         return incident;
       };
       await act(options, direct, 'POST', route, { stage, by: options.by });

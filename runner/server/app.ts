@@ -156,7 +156,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         'the body must name the playbook: {"playbook": "data-breach", "by": "frieda", "variables": {...}}',
       );
     }
-    const by = readActor(body);
+    const by = readActor(body, deps.engine);
     if (by === 'api')
       throw new HttpError(422, 'starting an incident must say who does: {"by": "person-id"}');
     const variables = readVariables(request.variables);
@@ -201,7 +201,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post('/api/incidents/:id/ack', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
     const id = c.req.param('id');
     const hasBody = c.req.header('content-length') !== '0' && c.req.header('content-type');
-    const by = hasBody ? readActor(await readJson(c)) : 'api';
+    const by = hasBody ? readActor(await readJson(c), deps.engine) : 'api';
     deps.engine.acknowledge(id, by, 'api');
     const incident = deps.store.getIncident(id);
     return c.json(incident ? toIncidentView(deps.store, incident, false) : { id });
@@ -211,7 +211,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     app.post(`/api/incidents/:id/${action}`, jsonBodyLimit(deps.maxBodyBytes), async (c) => {
       const id = c.req.param('id');
       const hasBody = c.req.header('content-length') !== '0' && c.req.header('content-type');
-      const by = hasBody ? readActor(await readJson(c)) : 'api';
+      const by = hasBody ? readActor(await readJson(c), deps.engine) : 'api';
       if (action === 'resolve') deps.engine.resolve(id, by);
       else deps.engine.cancel(id, by);
       const incident = deps.store.getIncident(id);
@@ -229,7 +229,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         'the body must name the stage to approve, such as {"stage": "customer-notice", "by": "ilse"}',
       );
     }
-    const by = readActor(body);
+    const by = readActor(body, deps.engine);
     if (by === 'api')
       throw new HttpError(422, 'an approval must say who approves: {"by": "person-id"}');
     deps.engine.approve(id, stage, by);
@@ -392,17 +392,21 @@ function escapeXml(text: string): string {
   return text.replace(/[<>&'"]/g, (character) => `&#${character.charCodeAt(0)};`);
 }
 
-function readActor(body: unknown): string {
+/** Who does it: a person of the directory, so the audit names people by id, never by address. */
+function readActor(body: unknown, engine: Engine): string {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new HttpError(422, 'the body must be a JSON object such as {"by": "ada"}');
   }
   const by = (body as { by?: unknown }).by;
   if (by === undefined) return 'api';
-  if (typeof by !== 'string' || !/^[A-Za-z0-9._@-]{1,64}$/.test(by)) {
+  if (typeof by !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,62}$/.test(by)) {
     throw new HttpError(
       422,
-      '"by" must be a person id of 1 to 64 letters, digits, ".", "_", "@" or "-"',
+      '"by" must be a person id from the directory: lower-case letters, digits, ".", "_" or "-"',
     );
+  }
+  if (!engine.hasPerson(by)) {
+    throw new HttpError(422, `no person has id "${by}" in the directory; give a directory id`);
   }
   return by;
 }

@@ -28,6 +28,7 @@ const DEFAULT_CONCURRENCY = 16;
 const DEFAULT_SEND_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_ATTEMPTS = 5;
 const BASE_BACKOFF_MS = 1_000;
+const DRAIN_RETRY_MS = 1_000;
 
 /**
  * Sends outbox rows. A row is claimed (decided → sending, with a deadline) in one transaction
@@ -75,7 +76,12 @@ export class Dispatcher {
     this.isWakeWanted = true;
     if (!this.draining) {
       this.draining = this.drain()
-        .catch((error: unknown) => this.log.error({ err: error }, 'dispatch failed'))
+        .catch((error: unknown) => {
+          // A failed claim (a busy database, a lease lapsed for a moment) must not leave rows
+          // waiting for the next unrelated wake-up: look again after a pause.
+          this.log.error({ err: error }, 'dispatch failed; retrying');
+          this.retryLater(DRAIN_RETRY_MS);
+        })
         .finally(() => {
           this.draining = undefined;
         });
@@ -192,13 +198,18 @@ export class Dispatcher {
     if (this.retryHandle !== undefined) this.clock.clearTimeout(this.retryHandle);
     this.retryHandle = undefined;
     if (!next) return;
-    const delay = DateTime.fromISO(next).toMillis() - this.clock.now().toMillis();
+    this.retryLater(DateTime.fromISO(next).toMillis() - this.clock.now().toMillis());
+  }
+
+  private retryLater(delayMs: number): void {
+    if (this.isStopped) return;
+    if (this.retryHandle !== undefined) this.clock.clearTimeout(this.retryHandle);
     this.retryHandle = this.clock.setTimeout(
       () => {
         this.retryHandle = undefined;
         this.wake();
       },
-      Math.max(0, delay),
+      Math.max(0, delayMs),
     );
   }
 }

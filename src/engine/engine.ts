@@ -402,6 +402,11 @@ export class Engine {
     this.log.info({ incidentId, acknowledgedBy: by, via }, 'incident acknowledged');
   }
 
+  /** Whether the directory has a person with this id. */
+  hasPerson(id: string): boolean {
+    return this.directory.people.some((person) => person.id === id);
+  }
+
   /**
    * Tries the next channel for a message that failed for good (rejected by the provider, or
    * reported undelivered): the same stage, for the same person, on the next channel of the

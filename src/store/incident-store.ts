@@ -55,8 +55,18 @@ export class IncidentStore {
         { cause },
       );
     }
-    if (readonly) this.checkVersion(file);
-    else this.migrate(file);
+    try {
+      if (readonly) this.checkVersion(file);
+      else this.migrate(file);
+    } catch (cause) {
+      if (cause instanceof StoreError) throw cause;
+      this.db.close();
+      throw new StoreError(
+        'E_STORE',
+        `"${file}" is not a Tocsin database (SQLite cannot read it); give the file tocsin serve uses`,
+        { cause },
+      );
+    }
   }
 
   close(): void {
@@ -588,6 +598,12 @@ export class IncidentStore {
   private checkVersion(file: string): void {
     const current = Number(this.db.pragma('user_version', { simple: true }));
     if (current === MIGRATIONS.length) return;
+    if (current === 0) {
+      throw new StoreError(
+        'E_STORE',
+        `"${file}" is not a Tocsin database (it is empty or another program's); give the file tocsin serve uses`,
+      );
+    }
     throw new StoreError(
       'E_STORE_MIGRATION',
       current > MIGRATIONS.length

@@ -112,7 +112,7 @@ export async function runCrashInjection(options: CrashOptions): Promise<CrashRep
 
 function compare(
   rows: OutboxRecord[],
-  received: { body: string }[],
+  received: { body: string; to: string }[],
   options: CrashOptions,
 ): Omit<CrashReport, 'seed' | 'kills' | 'reportedUnknown' | 'durationMs'> {
   const problems: string[] = [];
@@ -130,10 +130,13 @@ function compare(
 
   // Each body is "<person> <stage> <incident>": it names the message it belongs to.
   const counts = new Map<string, number>();
+  let misaddressed = 0;
   for (const message of received) {
     const key = message.body.split(' ').slice(0, 2).join(' ');
     counts.set(key, (counts.get(key) ?? 0) + 1);
+    if (message.to !== phoneOf(Number(key.slice(1, 5)))) misaddressed++;
   }
+  if (misaddressed > 0) problems.push(`${misaddressed} messages went to another person's number`);
   const duplicates = [...counts.values()].filter((count) => count > 1).length;
   if (duplicates > 0) problems.push(`${duplicates} messages reached the stand-in more than once`);
 
@@ -165,13 +168,19 @@ function compare(
   };
 }
 
-/** People p0000, p0001, ...; numbers from the fictional 555-01xx block of 20 area codes. */
+/** Person n's number, from the fictional 555-01xx block of 20 area codes. */
+function phoneOf(index: number): string {
+  return `+1${201 + Math.floor(index / 100)}5550${100 + (index % 100)}`;
+}
+
+/** People p0000, p0001, ... with the numbers of `phoneOf`. */
 function writeDirectory(count: number): string {
   const lines = ['apiVersion: tocsin/v1', 'kind: Directory', 'people:'];
   for (let index = 0; index < count; index++) {
     const id = `p${String(index).padStart(4, '0')}`;
-    const phone = `+1${201 + Math.floor(index / 100)}5550${100 + (index % 100)}`;
-    lines.push(`  - { id: ${id}, name: Person ${index}, phone: '${phone}', roles: [staff] }`);
+    lines.push(
+      `  - { id: ${id}, name: Person ${index}, phone: '${phoneOf(index)}', roles: [staff] }`,
+    );
   }
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'tocsin-crash-')), 'directory.yaml');
   writeFileSync(file, `${lines.join('\n')}\n`);

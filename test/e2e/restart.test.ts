@@ -1,4 +1,5 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
@@ -203,6 +204,66 @@ describe('tocsin CLI on the database while the service is down', () => {
       5_000,
       'the all-clear from the next serve',
     );
+  });
+
+  it('lets an escalation that came due while the service was down go before a late --db acknowledgement', async () => {
+    const sandbox = await startSandboxProcess();
+    cleanups.push(() => sandbox.process.stop());
+    const { dir, config } = writeServeConfig(
+      sandbox.info,
+      'test/fixtures/playbooks/e2e-escalation.yaml',
+    );
+    cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+    const db = path.join(dir, 'tocsin.db');
+    const first = await startServe(config, ENV);
+    cleanups.push(() => first.process.stop());
+    const incidentId = await trigger(first.url);
+    await waitFor(
+      async () => ((await about(sandbox.info, incidentId)).length === 2 ? true : undefined),
+      5_000,
+      'first stage',
+    );
+    await first.process.stop('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, ESCALATION_MS + 200));
+
+    const acked = await runToExit([
+      'ack',
+      incidentId,
+      '--by',
+      'ada',
+      '--db',
+      db,
+      '--config',
+      config,
+    ]);
+
+    expect(acked.code).toBe(0);
+    const view = JSON.parse(acked.output) as { messages: { stageId: string }[] };
+    expect(view.messages.filter((m) => m.stageId === 'escalate-management')).toHaveLength(2);
+  });
+
+  it('refuses --db on a file that is not a Tocsin database, without --config, or with --url', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tocsin-db-'));
+    cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+    const notDb = path.join(dir, 'notes.db');
+    writeFileSync(notDb, 'hello\n');
+    const empty = path.join(dir, 'empty.db');
+    writeFileSync(empty, '');
+    const config = path.join(ROOT, 'test/fixtures/playbooks/valid-minimal.yaml');
+
+    const status = await runToExit(['status', '--db', notDb]);
+    const ack = await runToExit(['ack', 'inc_x', '--db', empty, '--config', config]);
+    const noConfig = await runToExit(['ack', 'inc_x', '--db', empty]);
+    const both = await runToExit(['ack', 'inc_x', '--db', empty, '--url', 'http://127.0.0.1:9']);
+
+    expect(status.code).toBe(1);
+    expect(status.output).toContain('is not a Tocsin database');
+    expect(status.output).not.toContain('bug');
+    expect(noConfig.code).toBe(2);
+    expect(noConfig.output).toContain('give --config');
+    expect(both.code).toBe(2);
+    expect(ack.code).toBe(1);
+    expect(readFileSync(empty, 'utf8')).toBe('');
   });
 });
 

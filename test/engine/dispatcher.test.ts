@@ -127,6 +127,24 @@ describe('dispatcher', () => {
     ]);
   });
 
+  it('looks again after a failed claim instead of waiting for the next message', async () => {
+    const channel = recordingChannel();
+    const dispatcher = createDispatcher({ store, clock, channels: new Map([['sms', channel]]) });
+    // The lease lapses for a moment (the process was paused): claims fail until it is renewed.
+    let leaseNow = START.plus({ minutes: 5 }).toISO() ?? '';
+    store.acquireLease('me', START.toISO() ?? '', 15_000);
+    store.holdLease('me', () => leaseNow);
+
+    dispatcher.wake();
+    await dispatcher.idle();
+    expect(channel.sent).toEqual([]);
+    leaseNow = START.plus({ seconds: 1 }).toISO() ?? '';
+    clock.advanceBy(1_000);
+    await dispatcher.idle();
+
+    expect(channel.sent.map((m) => m.body)).toEqual(['hello a', 'hello b', 'hello c']);
+  });
+
   it('marks messages left in flight by a killed process unknown and never sends them again', async () => {
     store.claimMessages(2, START.toISO() ?? '', START.plus({ minutes: 1 }).toISO() ?? '');
     const channel = recordingChannel();

@@ -154,6 +154,8 @@ describe('HTTP app', () => {
     ['a JSON array', '[1]'],
     ['a number as "by"', '{"by": 5}'],
     ['an overlong "by"', JSON.stringify({ by: 'x'.repeat(65) })],
+    ['an email address as "by"', JSON.stringify({ by: 'zed.private@example.com' })],
+    ['a person not in the directory', JSON.stringify({ by: 'zed' })],
   ])('refuses an acknowledgement whose body is %s', async (_name, body) => {
     const started = (await (await hook(firing)).json()) as { incidents: { incidentId: string }[] };
     const id = started.incidents[0]?.incidentId ?? '';
