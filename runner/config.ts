@@ -10,7 +10,7 @@ import {
   parseYamlSource,
   PlaybookValidationError,
 } from '../src/checks.js';
-import type { SmtpEmailConfig, TwilioSmsConfig } from '../src/index.js';
+import type { SmtpEmailConfig, TwilioSmsConfig, WhatsAppCloudConfig } from '../src/index.js';
 
 /** The package's own folder, where the example playbook and directory live. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -21,6 +21,10 @@ export const SANDBOX_CREDENTIALS = {
   authToken: 'sandbox-auth-token',
   from: '+15005550006',
   apiToken: 'sandbox-token',
+  whatsappPhoneNumberId: '106540352242922',
+  whatsappAccessToken: 'sandbox-whatsapp-token',
+  whatsappAppSecret: 'sandbox-app-secret',
+  whatsappVerifyToken: 'sandbox-verify-token',
 } as const;
 
 /** How the service runs, with paths resolved and secrets read. */
@@ -41,8 +45,20 @@ export interface ServiceConfig {
   dispatch: { concurrency: number; sendTimeoutMs: number };
   /** How long the writer lease lasts unless renewed (renewed every third of it). */
   lease: { ttlMs: number };
-  channels: { sms?: TwilioSmsConfig; email?: SmtpEmailConfig };
+  channels: {
+    sms?: TwilioSmsConfig;
+    email?: SmtpEmailConfig;
+    whatsapp?: WhatsAppChannelConfig;
+  };
 }
+
+/** The WhatsApp Cloud API channel with the secrets its webhooks need. */
+export type WhatsAppChannelConfig = WhatsAppCloudConfig & {
+  /** The Meta app's secret: it signs every webhook (X-Hub-Signature-256). */
+  appSecret: string;
+  /** What Meta must quote when it verifies the webhook URL. */
+  verifyToken: string;
+};
 
 type SecretRef = { env: string } | { file: string };
 
@@ -63,6 +79,15 @@ interface ConfigDefinition {
   lease?: { ttl?: string };
   channels?: {
     sms?: Omit<TwilioSmsConfig, 'authToken'> & { provider: 'twilio'; authToken: SecretRef };
+    whatsapp?: {
+      provider: 'whatsapp-cloud';
+      baseUrl?: string;
+      apiVersion?: string;
+      phoneNumberId: string;
+      accessToken: SecretRef;
+      appSecret: SecretRef;
+      verifyToken: SecretRef;
+    };
     email?: Omit<SmtpEmailConfig, 'password' | 'port' | 'secure'> & {
       provider: 'smtp';
       port?: number;
@@ -206,6 +231,17 @@ function readChannels(
       ...rest,
       baseUrl: rest.baseUrl ?? 'https://api.twilio.com',
       authToken: secret(authToken, 'channels.sms.authToken'),
+    };
+  }
+  if (channels.whatsapp) {
+    const whatsapp = channels.whatsapp;
+    result.whatsapp = {
+      baseUrl: whatsapp.baseUrl ?? 'https://graph.facebook.com',
+      apiVersion: whatsapp.apiVersion ?? 'v23.0',
+      phoneNumberId: whatsapp.phoneNumberId,
+      accessToken: secret(whatsapp.accessToken, 'channels.whatsapp.accessToken'),
+      appSecret: secret(whatsapp.appSecret, 'channels.whatsapp.appSecret'),
+      verifyToken: secret(whatsapp.verifyToken, 'channels.whatsapp.verifyToken'),
     };
   }
   if (channels.email) {

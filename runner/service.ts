@@ -11,6 +11,7 @@ import {
   createEngine,
   createSmtpEmailChannel,
   createTwilioSmsChannel,
+  createWhatsAppCloudChannel,
   IncidentStore,
   loadDirectory,
   loadPlaybook,
@@ -80,6 +81,21 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     );
   }
   if (channelConfig.email) channels.set('email', createSmtpEmailChannel(channelConfig.email));
+  const whatsappConfig = channelConfig.whatsapp;
+  // Free text only inside the 24-hour window that the person's last message opened.
+  let lastInbound: (address: string) => string | undefined = () => undefined;
+  if (whatsappConfig) {
+    channels.set(
+      'whatsapp',
+      createWhatsAppCloudChannel({
+        ...whatsappConfig,
+        isWindowOpen: (address) => {
+          const last = lastInbound(address);
+          return last !== undefined && Date.parse(last) > Date.now() - WHATSAPP_WINDOW_MS;
+        },
+      }),
+    );
+  }
   warnAboutMissingChannels(
     playbooks.flatMap((playbook) =>
       Object.values(playbook.definition.audiences).flatMap((audience) => audience.channels),
@@ -91,6 +107,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   // State: open the database and build the engine, but let no time run yet.
   if (config.database !== ':memory:') mkdirSync(path.dirname(config.database), { recursive: true });
   const store = new IncidentStore(config.database);
+  lastInbound = (address) => store.lastInboundAt('whatsapp', address);
   const engine = createEngine({ store, clock: systemClock, directory, log, templates });
   engine.loadPlaybooks(playbooks);
   const dispatcher = createDispatcher({
@@ -123,6 +140,14 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     ...(smsConfig
       ? { twilio: { authToken: smsConfig.authToken, publicUrl: () => publicUrl ?? '' } }
       : {}),
+    ...(whatsappConfig
+      ? {
+          whatsapp: {
+            appSecret: whatsappConfig.appSecret,
+            verifyToken: whatsappConfig.verifyToken,
+          },
+        }
+      : {}),
   });
   let server: ServerType;
   try {
@@ -141,6 +166,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const address = server.address() as AddressInfo;
   const url = `http://${config.server.host}:${address.port}`;
   publicUrl ??= url;
+  if (sandbox) sandbox.whatsappWebhook.url = `${url}/providers/whatsapp`;
 
   const ttlMs = config.lease.ttlMs;
   let stop: (error: TocsinError) => void = () => undefined;
@@ -260,6 +286,9 @@ export async function loadPlan(config: ServiceConfig): Promise<{
   return { templates, playbooks, directory };
 }
 
+/** WhatsApp's customer-service window: 24 hours from the person's latest message. */
+const WHATSAPP_WINDOW_MS = 24 * 60 * 60 * 1000;
+
 function isLoopback(baseUrl: string): boolean {
   const host = new URL(baseUrl).hostname;
   return host === 'localhost' || host === '::1' || host === '[::1]' || host.startsWith('127.');
@@ -281,6 +310,14 @@ function rejectDuplicateNames(playbooks: readonly LoadedPlaybook[]): void {
 
 function toSandboxChannels(sandbox: Sandbox): ServiceConfig['channels'] {
   return {
+    whatsapp: {
+      baseUrl: sandbox.httpUrl,
+      apiVersion: 'v23.0',
+      phoneNumberId: SANDBOX_CREDENTIALS.whatsappPhoneNumberId,
+      accessToken: SANDBOX_CREDENTIALS.whatsappAccessToken,
+      appSecret: SANDBOX_CREDENTIALS.whatsappAppSecret,
+      verifyToken: SANDBOX_CREDENTIALS.whatsappVerifyToken,
+    },
     sms: {
       baseUrl: sandbox.httpUrl,
       accountSid: SANDBOX_CREDENTIALS.accountSid,

@@ -28,6 +28,7 @@ export type { AlertmanagerPayload, VariableValues, WebhookSource } from './trigg
 export {
   createSmtpEmailChannel,
   createTwilioSmsChannel,
+  createWhatsAppCloudChannel,
   isTwilioSignatureValid,
   readTwilioForm,
   twilioSignature,
@@ -39,6 +40,7 @@ export type {
   SmtpEmailConfig,
   TwilioParams,
   TwilioSmsConfig,
+  WhatsAppCloudConfig,
 } from './channels/index.js';
 
 // store

@@ -1,8 +1,8 @@
 /** One message a stand-in received, as the provider saw it. */
 export interface ReceivedMessage {
   seq: number;
-  channel: 'sms' | 'email';
-  provider: 'twilio' | 'smtp';
+  channel: 'sms' | 'email' | 'whatsapp';
+  provider: 'twilio' | 'smtp' | 'whatsapp-cloud';
   providerId: string;
   to: string;
   from: string;

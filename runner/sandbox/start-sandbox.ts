@@ -8,6 +8,7 @@ import { SANDBOX_CREDENTIALS } from '../config.js';
 import { MessageRecorder } from './recorder.js';
 import { startSmtpStandIn } from './smtp-stand-in.js';
 import { createTwilioStandIn } from './twilio-stand-in.js';
+import { createWhatsAppStandIn } from './whatsapp-stand-in.js';
 
 /** The running stand-ins and how to reach them. */
 export interface Sandbox {
@@ -15,6 +16,8 @@ export interface Sandbox {
   /** Base URL of the Twilio API stand-in, also serving `GET /sandbox/messages`. */
   httpUrl: string;
   smtp: { host: string; port: number };
+  /** Where the WhatsApp stand-in posts its webhooks; the service sets it once it listens. */
+  whatsappWebhook: { url?: string };
   close(): Promise<void>;
 }
 
@@ -39,6 +42,20 @@ export async function startSandbox(
       recorder,
     }),
   );
+  const whatsappWebhook: { url?: string } = {};
+  app.route(
+    '/',
+    createWhatsAppStandIn({
+      accessToken: SANDBOX_CREDENTIALS.whatsappAccessToken,
+      phoneNumberId: SANDBOX_CREDENTIALS.whatsappPhoneNumberId,
+      recorder,
+      openWindows: new Set(),
+      webhook: () =>
+        whatsappWebhook.url === undefined
+          ? undefined
+          : { url: whatsappWebhook.url, appSecret: SANDBOX_CREDENTIALS.whatsappAppSecret },
+    }),
+  );
   app.get('/sandbox/messages', (c) => c.json({ messages: recorder.list() }));
 
   const server = await new Promise<ServerType>((resolve) => {
@@ -52,6 +69,7 @@ export async function startSandbox(
     recorder,
     httpUrl: `http://${host}:${address.port}`,
     smtp: { host, port: smtp.port },
+    whatsappWebhook,
     close: async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await smtp.close();

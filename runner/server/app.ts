@@ -1,4 +1,4 @@
-import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 
 import { Hono } from 'hono';
 import type { Context, MiddlewareHandler } from 'hono';
@@ -40,6 +40,8 @@ export interface AppDeps {
    * which the signature covers. Without it, `/providers/twilio/*` answers 404.
    */
   twilio?: { authToken: string; publicUrl: () => string };
+  /** WhatsApp's webhooks: the app secret that signs them, and the URL verification token. */
+  whatsapp?: { appSecret: string; verifyToken: string };
 }
 
 /** Secrets that PagerDuty and Grafana sign their webhook bodies with. */
@@ -94,6 +96,36 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.use('/hooks/*', activeOnly);
   app.use('/api/*', activeOnly);
   app.use('/providers/*', activeOnly);
+
+  if (deps.whatsapp) {
+    const whatsapp = deps.whatsapp;
+    // Meta checks the URL once: it must echo the challenge when the token matches.
+    app.get('/providers/whatsapp', (c) => {
+      const matches =
+        c.req.query('hub.mode') === 'subscribe' &&
+        safeEqual(c.req.query('hub.verify_token') ?? '', whatsapp.verifyToken);
+      if (!matches)
+        throw new HttpError(403, 'hub.verify_token does not match; check the verify token');
+      return c.text(c.req.query('hub.challenge') ?? '');
+    });
+    // Statuses and replies, signed with X-Hub-Signature-256 over the raw body.
+    app.post('/providers/whatsapp', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
+      const raw = await c.req.text();
+      const expected = `sha256=${createHmac('sha256', whatsapp.appSecret).update(raw).digest('hex')}`;
+      if (!safeEqual(c.req.header('x-hub-signature-256') ?? '', expected)) {
+        throw new HttpError(403, 'X-Hub-Signature-256 does not match; check the app secret');
+      }
+      let payload: unknown;
+      try {
+        payload = JSON.parse(raw) as unknown;
+      } catch {
+        throw new HttpError(400, 'the body is not JSON');
+      }
+      const counts = handleWhatsAppChanges(payload, deps);
+      c.get('log').info({ provider: 'whatsapp', ...counts }, 'whatsapp webhook');
+      return c.json({ received: true });
+    });
+  }
 
   if (deps.twilio) {
     const twilio = deps.twilio;
@@ -386,6 +418,72 @@ function toTwilioReceipt(params: Record<string, string | string[]>): DeliveryRec
   const errorCode = field('ErrorCode');
   if (errorCode) receipt.errorCode = errorCode;
   return receipt;
+}
+
+function safeEqual(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** WhatsApp change values: statuses move messages on; messages open windows and may acknowledge. */
+function handleWhatsAppChanges(
+  payload: unknown,
+  deps: AppDeps,
+): { statuses: number; messages: number } {
+  const counts = { statuses: 0, messages: 0 };
+  const entries = (payload as { entry?: { changes?: { value?: WhatsAppValue }[] }[] } | null)
+    ?.entry;
+  if (!Array.isArray(entries)) throw new HttpError(422, 'a WhatsApp webhook has entry: [...]');
+  const now = new Date().toISOString();
+  for (const change of entries.flatMap((entry) => entry.changes ?? [])) {
+    for (const status of change.value?.statuses ?? []) {
+      const state = status.status;
+      const mapped =
+        state === 'delivered' || state === 'read'
+          ? state
+          : state === 'failed'
+            ? 'failed'
+            : undefined;
+      if (!mapped || typeof status.id !== 'string') continue;
+      counts.statuses++;
+      const receipt: DeliveryReceipt = {
+        provider: 'whatsapp',
+        providerId: status.id,
+        status: mapped,
+        providerStatus: state ?? '',
+        at: now,
+      };
+      const code = status.errors?.[0]?.code;
+      if (code !== undefined) receipt.errorCode = String(code);
+      const messageId = deps.store.recordReceipt(receipt);
+      if (messageId !== undefined && mapped === 'failed') deps.engine.fallBack(messageId);
+    }
+    for (const message of change.value?.messages ?? []) {
+      if (typeof message.from !== 'string') continue;
+      counts.messages++;
+      const address = `+${message.from}`;
+      deps.store.touchReplyWindow('whatsapp', address, now);
+      const text =
+        message.text?.body ??
+        message.button?.payload ??
+        message.button?.text ??
+        message.interactive?.button_reply?.title;
+      if (text) deps.engine.handleReply({ channel: 'whatsapp', address, text });
+    }
+  }
+  return counts;
+}
+
+/** The parts of a WhatsApp change value Tocsin reads. */
+interface WhatsAppValue {
+  statuses?: { id?: string; status?: string; errors?: { code?: number }[] }[];
+  messages?: {
+    from?: string;
+    text?: { body?: string };
+    button?: { payload?: string; text?: string };
+    interactive?: { button_reply?: { title?: string } };
+  }[];
 }
 
 function escapeXml(text: string): string {

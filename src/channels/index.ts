@@ -5,3 +5,5 @@ export { createSmtpEmailChannel } from './smtp-email.js';
 export type { SmtpEmailConfig } from './smtp-email.js';
 export { isTwilioSignatureValid, readTwilioForm, twilioSignature } from './twilio-signature.js';
 export type { TwilioParams } from './twilio-signature.js';
+export { createWhatsAppCloudChannel } from './whatsapp-cloud.js';
+export type { WhatsAppCloudConfig } from './whatsapp-cloud.js';

@@ -164,6 +164,27 @@ export class IncidentStore {
     );
   }
 
+  /** Notes that `address` wrote to us on `channel` at `at` (opening WhatsApp's window). */
+  touchReplyWindow(channel: string, address: string, at: string): void {
+    this.run(
+      `INSERT INTO reply_windows (channel, address, last_inbound_at) VALUES (?, ?, ?)
+       ON CONFLICT (channel, address) DO UPDATE SET last_inbound_at = max(last_inbound_at, excluded.last_inbound_at)`,
+      channel,
+      address,
+      at,
+    );
+  }
+
+  /** When `address` last wrote to us on `channel`, if ever. */
+  lastInboundAt(channel: string, address: string): string | undefined {
+    const row = this.get(
+      'SELECT last_inbound_at FROM reply_windows WHERE channel = ? AND address = ?',
+      channel,
+      address,
+    );
+    return row ? String(row.last_inbound_at) : undefined;
+  }
+
   // Writer lease
 
   /**

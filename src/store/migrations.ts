@@ -110,4 +110,13 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (person_id, channel)
   );
   `,
+  // 5: when each person last wrote to us on a channel (WhatsApp's 24-hour window).
+  `
+  CREATE TABLE reply_windows (
+    channel TEXT NOT NULL,
+    address TEXT NOT NULL,
+    last_inbound_at TEXT NOT NULL,
+    PRIMARY KEY (channel, address)
+  );
+  `,
 ];
