@@ -28,6 +28,7 @@ import { convertVariables, extractVariables, WEBHOOK_SOURCES } from '../triggers
 import type { AlertmanagerPayload, VariableValues, WebhookSource } from '../triggers/index.js';
 import { buildMachine } from './build-machine.js';
 import { approvalStageId, decideApprovalRequests, decideMessages } from './decide-messages.js';
+import type { DecideMessagesInput } from './decide-messages.js';
 import type { IncidentEvent, IncidentMachine, StageDecision } from './build-machine.js';
 
 /** What the engine needs from the world. */
@@ -429,23 +430,11 @@ export class Engine {
     const running = this.running.get(failed.incidentId);
     if (!running || failed.stageId.startsWith('approval:')) return 0;
 
-    const messages = decideMessages({
-      playbook: running.version.playbook,
-      directory: this.directory,
-      templates: this.templates,
-      incidentId: running.id,
-      status: this.statusOf(running),
-      variables: running.variables,
-      context: running.actor.getSnapshot().context,
-      decision: { stageId: failed.stageId, at, occurrence: failed.occurrence },
-      log: running.log,
-      optOuts: this.store.listOptOuts(),
-      fallbackFrom: {
-        personId: failed.personId,
-        audienceId: failed.audienceId,
-        channel: failed.channel,
-      },
-    });
+    const messages = this.decideMessages(
+      running,
+      { stageId: failed.stageId, at, occurrence: failed.occurrence },
+      { personId: failed.personId, audienceId: failed.audienceId, channel: failed.channel },
+    );
     this.store.transaction(() => {
       this.store.insertMessages(messages);
       this.store.appendAudit({
@@ -713,8 +702,13 @@ export class Engine {
     this.store.insertMessages(effects.messages);
   }
 
-  private decideMessages(running: RunningIncident, decision: StageDecision): NewOutboxMessage[] {
+  private decideMessages(
+    running: RunningIncident,
+    decision: StageDecision,
+    fallbackFrom?: DecideMessagesInput['fallbackFrom'],
+  ): NewOutboxMessage[] {
     return decideMessages({
+      ...(fallbackFrom ? { fallbackFrom } : {}),
       playbook: running.version.playbook,
       directory: this.directory,
       templates: this.templates,

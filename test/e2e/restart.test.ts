@@ -147,7 +147,14 @@ describe('tocsin CLI on the database while the service is down', () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  it('records a resolution with --db, refused while the service runs, and the next serve sends it', async () => {
+  /** A service with the stand-ins and an incident whose first stage went out. */
+  async function startIncident(): Promise<{
+    sandbox: { process: TocsinProcess; info: SandboxInfo };
+    config: string;
+    db: string;
+    first: { process: TocsinProcess; url: string };
+    incidentId: string;
+  }> {
     const sandbox = await startSandboxProcess();
     cleanups.push(() => sandbox.process.stop());
     const { dir, config } = writeServeConfig(
@@ -155,8 +162,6 @@ describe('tocsin CLI on the database while the service is down', () => {
       'test/fixtures/playbooks/e2e-escalation.yaml',
     );
     cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
-    const db = path.join(dir, 'tocsin.db');
-
     const first = await startServe(config, ENV);
     cleanups.push(() => first.process.stop());
     const incidentId = await trigger(first.url);
@@ -165,6 +170,11 @@ describe('tocsin CLI on the database while the service is down', () => {
       5_000,
       'first stage',
     );
+    return { sandbox, config, db: path.join(dir, 'tocsin.db'), first, incidentId };
+  }
+
+  it('records a resolution with --db, refused while the service runs, and the next serve sends it', async () => {
+    const { sandbox, config, db, first, incidentId } = await startIncident();
 
     const refused = await runToExit(['resolve', incidentId, '--db', db, '--config', config]);
     expect(refused.code).toBe(2);
@@ -207,22 +217,7 @@ describe('tocsin CLI on the database while the service is down', () => {
   });
 
   it('lets an escalation that came due while the service was down go before a late --db acknowledgement', async () => {
-    const sandbox = await startSandboxProcess();
-    cleanups.push(() => sandbox.process.stop());
-    const { dir, config } = writeServeConfig(
-      sandbox.info,
-      'test/fixtures/playbooks/e2e-escalation.yaml',
-    );
-    cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
-    const db = path.join(dir, 'tocsin.db');
-    const first = await startServe(config, ENV);
-    cleanups.push(() => first.process.stop());
-    const incidentId = await trigger(first.url);
-    await waitFor(
-      async () => ((await about(sandbox.info, incidentId)).length === 2 ? true : undefined),
-      5_000,
-      'first stage',
-    );
+    const { config, db, first, incidentId } = await startIncident();
     await first.process.stop('SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, ESCALATION_MS + 200));
 
