@@ -136,16 +136,25 @@ export class ChannelError extends TocsinError {
   readonly retryable: boolean;
   readonly providerCode: string | undefined;
   readonly status: number | undefined;
+  /** How long the provider asked to wait (its Retry-After), if it said. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    details: { retryable: boolean; providerCode?: string; status?: number; cause?: unknown },
+    details: {
+      retryable: boolean;
+      providerCode?: string;
+      status?: number;
+      retryAfterMs?: number;
+      cause?: unknown;
+    },
   ) {
     super(code, message, details.cause === undefined ? {} : { cause: details.cause });
     this.retryable = details.retryable;
     this.providerCode = details.providerCode;
     this.status = details.status;
+    this.retryAfterMs = details.retryAfterMs;
   }
 }
 

@@ -93,11 +93,17 @@ function toChannelError(status: number, text: string, retryAfter: unknown): Chan
     : forChannel
       ? 'rejected the account or sender'
       : 'rejected the message';
-  const details: { retryable: boolean; status: number; providerCode?: string } = {
-    retryable,
-    status,
-  };
+  const details: {
+    retryable: boolean;
+    status: number;
+    providerCode?: string;
+    retryAfterMs?: number;
+  } = { retryable, status };
   if (providerCode !== undefined) details.providerCode = providerCode;
+  // Retry-After is seconds (or an HTTP date, which Twilio does not send).
+  const seconds = typeof retryAfter === 'string' ? Number(retryAfter) : Number.NaN;
+  if (Number.isFinite(seconds) && seconds >= 0)
+    details.retryAfterMs = Math.min(seconds, 3_600) * 1000;
   const after = typeof retryAfter === 'string' ? `; Retry-After ${retryAfter}s` : '';
   return new ChannelError(
     retryable ? 'E_CHANNEL_UNAVAILABLE' : 'E_CHANNEL_REJECTED',

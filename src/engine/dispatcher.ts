@@ -183,7 +183,9 @@ export class Dispatcher {
     }
     // Exponential backoff with full jitter, so a provider that throttled is not hit in step.
     const ceiling = BASE_BACKOFF_MS * 2 ** (message.attempts - 1);
-    const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    const jittered = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    // A provider that said how long to wait is not asked again sooner.
+    const delay = Math.max(jittered, isChannelError ? (error.retryAfterMs ?? 0) : 0);
     return {
       status: 'decided',
       errorCode,

@@ -1,3 +1,9 @@
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+
+import { serve } from '@hono/node-server';
+import type { ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { SANDBOX_CREDENTIALS } from '../../runner/config.js';
@@ -116,6 +122,39 @@ describe('channels against the sandbox stand-ins', () => {
       retryable: true,
     });
     await channel.close();
+  });
+
+  it("reads Twilio's 429 with Retry-After as retryable, and how long to wait", async () => {
+    const body = readFileSync(
+      path.join(import.meta.dirname, '..', 'fixtures', 'webhooks', 'twilio-error-20429-429.json'),
+      'utf8',
+    );
+    const server = await new Promise<ServerType>((resolve) => {
+      const started = serve(
+        {
+          fetch: () =>
+            new Response(body, {
+              status: 429,
+              headers: { 'content-type': 'application/json', 'retry-after': '7' },
+            }),
+          hostname: '127.0.0.1',
+          port: 0,
+        },
+        () => resolve(started),
+      );
+    });
+    const channel = createTwilioSmsChannel({
+      baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      ...pick(SANDBOX_CREDENTIALS),
+    });
+
+    await expect(channel.send(message, signal)).rejects.toMatchObject({
+      retryable: true,
+      providerCode: '20429',
+      retryAfterMs: 7_000,
+    });
+    await channel.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
   it('sends an email over SMTP with subject and text', async () => {

@@ -8,7 +8,7 @@ const START = DateTime.fromISO('2026-12-03T09:00:00Z');
 
 /** A channel that keeps what it was asked to send and answers from a script. */
 function recordingChannel(
-  answers: ('ok' | 'retry' | 'reject')[] = [],
+  answers: ('ok' | 'retry' | 'reject' | 'throttle')[] = [],
 ): ChannelAdapter & { sent: OutgoingMessage[] } {
   const sent: OutgoingMessage[] = [];
   return {
@@ -24,6 +24,16 @@ function recordingChannel(
             retryable: true,
             providerCode: '20429',
             status: 429,
+          }),
+        );
+      }
+      if (answer === 'throttle') {
+        return Promise.reject(
+          new ChannelError('E_CHANNEL_UNAVAILABLE', 'slow down', {
+            retryable: true,
+            providerCode: '20429',
+            status: 429,
+            retryAfterMs: 30_000,
           }),
         );
       }
@@ -125,6 +135,27 @@ describe('dispatcher', () => {
       ['failed', 1, '21211'],
       ['accepted', 1, null],
     ]);
+  });
+
+  it('waits as long as the provider asked in Retry-After before trying again', async () => {
+    const channel = recordingChannel(['throttle']);
+    const dispatcher = createDispatcher({
+      store,
+      clock,
+      channels: new Map([['sms', channel]]),
+      concurrency: 1,
+    });
+
+    dispatcher.wake();
+    await dispatcher.idle();
+    clock.advanceBy(29_000);
+    await dispatcher.idle();
+    const beforeItIsTime = channel.sent.length;
+    clock.advanceBy(1_000);
+    await dispatcher.idle();
+
+    expect(beforeItIsTime).toBe(3);
+    expect(channel.sent.map((m) => m.body)).toEqual(['hello a', 'hello b', 'hello c', 'hello a']);
   });
 
   it('looks again after a failed claim instead of waiting for the next message', async () => {
