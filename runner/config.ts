@@ -42,7 +42,12 @@ export interface ServiceConfig {
     publicUrl?: string;
   };
   webhookSecrets: { pagerduty?: string; grafana?: string };
-  dispatch: { concurrency: number; sendTimeoutMs: number };
+  dispatch: {
+    concurrency: number;
+    sendTimeoutMs: number;
+    firstRetryAfterMs?: number;
+    reconcileAfterMs?: number;
+  };
   /** How long the writer lease lasts unless renewed (renewed every third of it). */
   lease: { ttlMs: number };
   channels: {
@@ -75,7 +80,12 @@ interface ConfigDefinition {
     publicUrl?: string;
   };
   webhooks?: { pagerduty?: { secret: SecretRef }; grafana?: { secret: SecretRef } };
-  dispatch?: { concurrency?: number; sendTimeout?: string };
+  dispatch?: {
+    concurrency?: number;
+    sendTimeout?: string;
+    firstRetryAfter?: string;
+    reconcileAfter?: string;
+  };
   lease?: { ttl?: string };
   channels?: {
     sms?: Omit<TwilioSmsConfig, 'authToken'> & { provider: 'twilio'; authToken: SecretRef };
@@ -131,14 +141,21 @@ export async function loadServiceConfig(
   const defaults = embeddedDefault(env);
   const sandbox = definition.sandbox ?? false;
 
-  const sendTimeout = definition.dispatch?.sendTimeout;
-  const sendTimeoutMs = sendTimeout === undefined ? 30_000 : parseDuration(sendTimeout)?.toMillis();
-  if (sendTimeoutMs === undefined) {
-    throw new ConfigError(
-      'E_CONFIG_INVALID',
-      `${file}: dispatch.sendTimeout "${sendTimeout}" is not a duration; write it like 30s`,
-    );
-  }
+  const dispatchDuration = (key: 'sendTimeout' | 'firstRetryAfter' | 'reconcileAfter') => {
+    const text = definition.dispatch?.[key];
+    if (text === undefined) return undefined;
+    const ms = parseDuration(text)?.toMillis();
+    if (ms === undefined || ms > 3_600_000) {
+      throw new ConfigError(
+        'E_CONFIG_INVALID',
+        `${file}: dispatch.${key} "${text}" is not a duration up to an hour; write it like 30s`,
+      );
+    }
+    return ms;
+  };
+  const sendTimeoutMs = dispatchDuration('sendTimeout') ?? 30_000;
+  const firstRetryAfterMs = dispatchDuration('firstRetryAfter');
+  const reconcileAfterMs = dispatchDuration('reconcileAfter');
 
   const leaseTtl = definition.lease?.ttl;
   const leaseTtlMs =
@@ -181,6 +198,8 @@ export async function loadServiceConfig(
     dispatch: {
       concurrency: definition.dispatch?.concurrency ?? defaults.dispatch.concurrency,
       sendTimeoutMs,
+      ...(firstRetryAfterMs === undefined ? {} : { firstRetryAfterMs }),
+      ...(reconcileAfterMs === undefined ? {} : { reconcileAfterMs }),
     },
     lease: { ttlMs: leaseTtlMs },
     channels: readChannels(definition.channels ?? {}, secret),

@@ -117,6 +117,12 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     log,
     concurrency: config.dispatch.concurrency,
     sendTimeoutMs: config.dispatch.sendTimeoutMs,
+    ...(config.dispatch.firstRetryAfterMs === undefined
+      ? {}
+      : { backoffBaseMs: config.dispatch.firstRetryAfterMs }),
+    ...(config.dispatch.reconcileAfterMs === undefined
+      ? {}
+      : { reconcileDelayMs: config.dispatch.reconcileAfterMs }),
     onFailed: (messageId) => engine.fallBack(messageId),
   });
 

@@ -138,6 +138,11 @@ export class ChannelError extends TocsinError {
   readonly status: number | undefined;
   /** How long the provider asked to wait (its Retry-After), if it said. */
   readonly retryAfterMs: number | undefined;
+  /**
+   * The request left and its answer was lost (a timeout, a reset, a gateway error): the provider
+   * may have taken the message. Sending it again could send it twice.
+   */
+  readonly ambiguous: boolean;
 
   constructor(
     code: ErrorCode,
@@ -147,11 +152,13 @@ export class ChannelError extends TocsinError {
       providerCode?: string;
       status?: number;
       retryAfterMs?: number;
+      ambiguous?: boolean;
       cause?: unknown;
     },
   ) {
     super(code, message, details.cause === undefined ? {} : { cause: details.cause });
     this.retryable = details.retryable;
+    this.ambiguous = details.ambiguous ?? false;
     this.providerCode = details.providerCode;
     this.status = details.status;
     this.retryAfterMs = details.retryAfterMs;

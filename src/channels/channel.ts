@@ -23,5 +23,12 @@ export interface ChannelAdapter {
   readonly kind: ChannelKind;
   readonly provider: string;
   send(message: OutgoingMessage, signal: AbortSignal): Promise<SendReceipt>;
+  /**
+   * After an ambiguous failure, asks the provider which messages it took to the same address
+   * with the same text since `since`, newest first; empty when none. Throws when the provider
+   * cannot be asked. Channels without it leave such a message unknown rather than risk sending
+   * it twice.
+   */
+  reconcile?(message: OutgoingMessage, since: Date, signal: AbortSignal): Promise<SendReceipt[]>;
   close(): Promise<void>;
 }

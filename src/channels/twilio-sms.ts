@@ -54,11 +54,7 @@ export function createTwilioSmsChannel(config: TwilioSmsConfig): ChannelAdapter 
         signal,
       });
     } catch (cause) {
-      throw new ChannelError(
-        'E_CHANNEL_UNAVAILABLE',
-        `Twilio could not be reached at ${base.origin}`,
-        { retryable: true, cause },
-      );
+      throw networkError(cause, base.origin);
     }
 
     const text = await response.body.text();
@@ -77,7 +73,90 @@ export function createTwilioSmsChannel(config: TwilioSmsConfig): ChannelAdapter 
     throw toChannelError(response.statusCode, text, response.headers['retry-after']);
   }
 
-  return { kind: 'sms', provider: 'twilio', send, close: () => pool.close() };
+  /**
+   * Lists the account's messages to the address sent since that day (Twilio filters by date
+   * only) and keeps those with the same text created from `since` on, a minute's clock skew
+   * allowed; newest first, as Twilio lists them.
+   */
+  async function reconcile(
+    message: OutgoingMessage,
+    since: Date,
+    signal: AbortSignal,
+  ): Promise<SendReceipt[]> {
+    const earliest = since.getTime() - CLOCK_SKEW_MS;
+    const query = new URLSearchParams({
+      To: message.address,
+      'DateSent>': new Date(earliest).toISOString().slice(0, 10),
+      PageSize: '100',
+    });
+    let response;
+    try {
+      response = await pool.request({
+        method: 'GET',
+        path: `${path}?${query.toString()}`,
+        headers: { authorization, accept: 'application/json' },
+        signal,
+      });
+    } catch (cause) {
+      throw networkError(cause, base.origin);
+    }
+    const text = await response.body.text();
+    if (response.statusCode !== 200) {
+      throw toChannelError(response.statusCode, text, response.headers['retry-after']);
+    }
+    const listed = readField(text, 'messages');
+    if (!Array.isArray(listed)) {
+      throw new ChannelError('E_CHANNEL_UNAVAILABLE', 'Twilio listed messages without a list', {
+        retryable: true,
+        status: response.statusCode,
+      });
+    }
+    return (listed as Record<string, unknown>[])
+      .filter(
+        (entry) =>
+          entry.to === message.address &&
+          entry.body === message.body &&
+          typeof entry.sid === 'string' &&
+          Date.parse(String(entry.date_created)) >= earliest,
+      )
+      .map((entry) => ({ providerId: String(entry.sid) }));
+  }
+
+  return { kind: 'sms', provider: 'twilio', send, reconcile, close: () => pool.close() };
+}
+
+const CLOCK_SKEW_MS = 60_000;
+
+// Failures where the request never reached Twilio: nothing can have been sent.
+const NOT_CONNECTED = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+function networkError(cause: unknown, origin: string): ChannelError {
+  const code = errorCode(cause);
+  const connected = code === undefined || !NOT_CONNECTED.has(code);
+  return new ChannelError(
+    'E_CHANNEL_UNAVAILABLE',
+    connected
+      ? `Twilio at ${origin} did not answer (${code ?? 'aborted'}); the message may have been taken`
+      : `Twilio could not be reached at ${origin} (${code})`,
+    { retryable: true, ambiguous: connected, cause },
+  );
+}
+
+function errorCode(error: unknown): string | undefined {
+  for (let current = error, depth = 0; current && depth < 4; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && NOT_CONNECTED.has(code)) return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  const top = (error as { code?: unknown } | undefined)?.code;
+  return typeof top === 'string' ? top : undefined;
 }
 
 function toChannelError(status: number, text: string, retryAfter: unknown): ChannelError {
@@ -86,6 +165,9 @@ function toChannelError(status: number, text: string, retryAfter: unknown): Chan
   const providerCode = numeric === undefined ? undefined : String(numeric);
   const retryable =
     status === 429 || status >= 500 || (numeric !== undefined && RETRYABLE_CODES.has(numeric));
+  // 429 and 503 say the request was turned away; other server errors may come after the
+  // message was taken.
+  const ambiguous = status >= 500 && status !== 503;
   const forChannel =
     status === 401 || status === 403 || (numeric !== undefined && CHANNEL_CODES.has(numeric));
   const scope = retryable
@@ -98,7 +180,8 @@ function toChannelError(status: number, text: string, retryAfter: unknown): Chan
     status: number;
     providerCode?: string;
     retryAfterMs?: number;
-  } = { retryable, status };
+    ambiguous: boolean;
+  } = { retryable, status, ambiguous };
   if (providerCode !== undefined) details.providerCode = providerCode;
   // Retry-After is seconds (or an HTTP date, which Twilio does not send).
   const seconds = typeof retryAfter === 'string' ? Number(retryAfter) : Number.NaN;

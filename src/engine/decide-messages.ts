@@ -6,6 +6,7 @@ import { TemplateError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { messageKey } from '../playbook/index.js';
 import type { ChannelKind, CompiledVariant, LoadedPlaybook } from '../playbook/index.js';
+import { countSmsSegments } from '../sms/index.js';
 import type { NewOutboxMessage } from '../store/index.js';
 import type { TemplateEngine, TemplateScope } from '../template/index.js';
 import { closingAfter, isWithin } from '../time/index.js';
@@ -158,7 +159,14 @@ function render(
   const { templates } = input;
   try {
     const { subject, body } = renderParts(templates, variant, channel, scope);
-    return { ...base, subject, body, status: 'decided', errorCode: null, errorMessage: null };
+    return withSmsParts({
+      ...base,
+      subject,
+      body,
+      status: 'decided',
+      errorCode: null,
+      errorMessage: null,
+    });
   } catch (error) {
     if (!(error instanceof TemplateError)) throw error;
     input.log.error(
@@ -263,7 +271,7 @@ export function decideApprovalRequests(input: DecideApprovalRequestsInput): NewO
         .replaceAll('{playbook}', playbook.name)
         .replaceAll('{quorum}', String(gate.quorum));
     return [
-      {
+      withSmsParts({
         incidentId: input.incidentId,
         stageId: approvalStageId(decision.stageId),
         occurrence: decision.occurrence,
@@ -277,7 +285,14 @@ export function decideApprovalRequests(input: DecideApprovalRequestsInput): NewO
         errorCode: null,
         errorMessage: null,
         decidedAt: decision.at,
-      },
+      }),
     ];
   });
+}
+
+/** An SMS row records its encoding and parts, what the provider will bill. */
+function withSmsParts(message: NewOutboxMessage): NewOutboxMessage {
+  if (message.channel !== 'sms' || message.body === '') return message;
+  const { encoding, segments } = countSmsSegments(message.body);
+  return { ...message, smsEncoding: encoding, smsSegments: segments };
 }

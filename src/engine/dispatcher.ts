@@ -22,6 +22,10 @@ export interface DispatcherOptions {
   maxAttempts?: number;
   /** Called after a message failed for good, so the next channel can be tried. */
   onFailed?: (messageId: number) => void;
+  /** How long after an ambiguous failure the provider is asked whether it took the message. */
+  reconcileDelayMs?: number;
+  /** The first retry's pause; each further one doubles it (with jitter). */
+  backoffBaseMs?: number;
 }
 
 const DEFAULT_CONCURRENCY = 16;
@@ -29,6 +33,8 @@ const DEFAULT_SEND_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_ATTEMPTS = 5;
 const BASE_BACKOFF_MS = 1_000;
 const DRAIN_RETRY_MS = 1_000;
+const RECONCILE_DELAY_MS = 2_000;
+const RECONCILE_ATTEMPTS = 5;
 
 /**
  * Sends outbox rows. A row is claimed (decided → sending, with a deadline) in one transaction
@@ -44,6 +50,8 @@ export class Dispatcher {
   private readonly sendTimeoutMs: number;
   private readonly maxAttempts: number;
   private readonly onFailed: ((messageId: number) => void) | undefined;
+  private readonly reconcileDelayMs: number;
+  private readonly backoffBaseMs: number;
   private draining: Promise<void> | undefined;
   private isWakeWanted = false;
   private retryHandle: unknown;
@@ -58,6 +66,8 @@ export class Dispatcher {
     this.sendTimeoutMs = options.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
     this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     this.onFailed = options.onFailed;
+    this.reconcileDelayMs = options.reconcileDelayMs ?? RECONCILE_DELAY_MS;
+    this.backoffBaseMs = options.backoffBaseMs ?? BASE_BACKOFF_MS;
   }
 
   /** Marks rows left in flight by a previous process as unknown; returns how many. */
@@ -139,38 +149,88 @@ export class Dispatcher {
         errorMessage: `no ${message.channel} channel is configured`,
       };
     } else {
-      const controller = new AbortController();
-      const timeout = this.clock.setTimeout(() => controller.abort(), this.sendTimeoutMs);
       try {
-        const receipt = await channel.send(message, controller.signal);
+        const receipt = await this.withTimeout((signal) => channel.send(message, signal));
         outcome = { status: 'accepted', providerId: receipt.providerId };
       } catch (error) {
-        outcome = this.toFailure(message, error);
-      } finally {
-        this.clock.clearTimeout(timeout);
+        outcome =
+          error instanceof ChannelError && error.ambiguous
+            ? await this.reconcile(channel, message, error, started, log)
+            : this.toFailure(message, error);
       }
     }
 
-    this.store.recordOutcome(message.id, outcome, toIsoUtc(this.clock.now()));
+    const final = this.store.recordOutcome(message.id, outcome, toIsoUtc(this.clock.now()));
     const durationMs = this.clock.now().toMillis() - started.toMillis();
-    if (outcome.status === 'accepted')
-      log.debug({ durationMs, attempts: message.attempts }, 'message sent');
-    else if (outcome.status === 'decided')
-      log.warn(
-        { errorCode: outcome.errorCode, attempts: message.attempts },
-        'channel send failed, retrying',
-      );
-    else {
-      log.error(
-        { errorCode: outcome.errorCode, attempts: message.attempts },
-        'channel failed after retries',
-      );
+    const fields = { errorCode: outcome.errorCode, attempts: message.attempts, durationMs };
+    if (outcome.status === 'accepted') log.debug(fields, 'message sent');
+    else if (outcome.status === 'decided') log.warn(fields, 'channel send failed, retrying');
+    else if (outcome.status === 'unknown') log.error(fields, 'message outcome unknown, not resent');
+    else log.error(fields, 'channel failed after retries');
+    // Failed for good, by the answer or by a receipt that came before it: try the next channel.
+    if (final === 'failed') {
       try {
         this.onFailed?.(message.id);
       } catch (error) {
         log.error({ err: error }, 'fallback failed');
       }
     }
+  }
+
+  /**
+   * The answer to a send was lost after the request left. Sending again might send twice, so
+   * the provider is asked (after a pause, so it can finish what it started) whether it took the
+   * message: found, the message is accepted; not found, it is retried as usual. A channel that
+   * cannot be asked, or a provider that does not answer, leaves it unknown and reported.
+   */
+  private async reconcile(
+    channel: ChannelAdapter,
+    message: OutboxRecord,
+    error: ChannelError,
+    started: DateTime,
+    log: Logger,
+  ): Promise<SendOutcome> {
+    const unknown: SendOutcome = {
+      status: 'unknown',
+      errorCode: 'E_CHANNEL_OUTCOME_UNKNOWN',
+      errorMessage: error.message,
+    };
+    const ask = channel.reconcile?.bind(channel);
+    if (!ask) return unknown;
+
+    for (let attempt = 1; attempt <= RECONCILE_ATTEMPTS && !this.isStopped; attempt++) {
+      await this.sleep(this.reconcileDelayMs * 2 ** (attempt - 1));
+      try {
+        const found = await this.withTimeout((signal) => ask(message, started.toJSDate(), signal));
+        const match = found.find((candidate) => !this.store.hasProviderId(candidate.providerId));
+        log.info({ found: match !== undefined, attempt }, 'asked the provider after a lost answer');
+        if (match) return { status: 'accepted', providerId: match.providerId, reconciled: true };
+        return this.toFailure(message, error);
+      } catch (cause) {
+        log.warn(
+          {
+            errorCode: cause instanceof ChannelError ? cause.code : 'E_CHANNEL_UNAVAILABLE',
+            attempt,
+          },
+          'provider could not be asked about a lost answer',
+        );
+      }
+    }
+    return unknown;
+  }
+
+  private async withTimeout<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    const timeout = this.clock.setTimeout(() => controller.abort(), this.sendTimeoutMs);
+    try {
+      return await work(controller.signal);
+    } finally {
+      this.clock.clearTimeout(timeout);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.clock.setTimeout(resolve, ms));
   }
 
   private toFailure(message: OutboxRecord, error: unknown): SendOutcome {
@@ -182,7 +242,7 @@ export class Dispatcher {
       return { status: 'failed', errorCode, errorMessage };
     }
     // Exponential backoff with full jitter, so a provider that throttled is not hit in step.
-    const ceiling = BASE_BACKOFF_MS * 2 ** (message.attempts - 1);
+    const ceiling = this.backoffBaseMs * 2 ** (message.attempts - 1);
     const jittered = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
     // A provider that said how long to wait is not asked again sooner.
     const delay = Math.max(jittered, isChannelError ? (error.retryAfterMs ?? 0) : 0);

@@ -7,6 +7,7 @@ import type {
   AuditEntry,
   AuditRecord,
   DeliveryReceipt,
+  MessageStatus,
   IncidentRecord,
   IncidentStatus,
   LeaseRecord,
@@ -397,10 +398,17 @@ export class IncidentStore {
     for (const message of messages) {
       const { lastInsertRowid } = this.run(
         `INSERT INTO outbox (incident_id, stage_id, occurrence, audience_id, person_id, channel, address,
-           subject, body, status, error_code, error_message, decided_at, not_before, updated_at)
+           subject, body, status, error_code, error_message, decided_at, not_before, updated_at,
+           sms_encoding, sms_segments)
          VALUES (@incidentId, @stageId, @occurrence, @audienceId, @personId, @channel, @address,
-           @subject, @body, @status, @errorCode, @errorMessage, @decidedAt, @notBefore, @decidedAt)`,
-        { ...message, notBefore: message.notBefore ?? null },
+           @subject, @body, @status, @errorCode, @errorMessage, @decidedAt, @notBefore, @decidedAt,
+           @smsEncoding, @smsSegments)`,
+        {
+          ...message,
+          notBefore: message.notBefore ?? null,
+          smsEncoding: message.smsEncoding ?? null,
+          smsSegments: message.smsSegments ?? null,
+        },
       );
       // Ids and outcome only: the address and the text stay in the outbox row.
       this.appendAudit({
@@ -457,12 +465,13 @@ export class IncidentStore {
 
   /**
    * Records what the provider answered for a message that was sending, with its
-   * `message.outcome` audit entry, in one transaction.
+   * `message.outcome` audit entry, in one transaction. Receipts that arrived before this answer
+   * are applied now. Returns where the message ended, or undefined when it was not sending.
    */
-  recordOutcome(id: number, outcome: SendOutcome, now: string): void {
+  recordOutcome(id: number, outcome: SendOutcome, now: string): MessageStatus | undefined {
     // Not fenced: what a provider answered stays true after the lease is lost, and it only
     // changes a row this process claimed (still sending).
-    this.db.transaction(() => {
+    return this.db.transaction((): MessageStatus | undefined => {
       const row = this.get(
         `UPDATE outbox SET status = @status, provider_id = @providerId, error_code = @errorCode,
            error_message = @errorMessage, send_deadline = NULL, not_before = @notBefore, updated_at = @now
@@ -478,7 +487,7 @@ export class IncidentStore {
           now,
         },
       );
-      if (!row) return;
+      if (!row) return undefined;
       this.appendAudit({
         incidentId: String(row.incident_id),
         at: now,
@@ -491,47 +500,89 @@ export class IncidentStore {
           providerId: outcome.providerId ?? null,
           errorCode: outcome.errorCode ?? null,
           retryAt: outcome.status === 'decided' ? (outcome.notBefore ?? null) : null,
+          ...(outcome.reconciled ? { reconciled: true } : {}),
         },
       });
+      if (outcome.status !== 'accepted' || outcome.providerId === undefined) return outcome.status;
+
+      // A provider may call back before its answer to the send arrives (or instead of it, when
+      // the answer was lost and the message found later): the receipts held for it apply now.
+      const held = this.all(
+        'SELECT rowid, * FROM early_receipts WHERE provider_id = ? ORDER BY rowid',
+        outcome.providerId,
+      );
+      for (const receipt of held) {
+        this.applyReceipt({
+          provider: String(receipt.provider),
+          providerId: String(receipt.provider_id),
+          status: receipt.status as DeliveryReceipt['status'],
+          providerStatus: String(receipt.provider_status),
+          ...(receipt.error_code === null ? {} : { errorCode: String(receipt.error_code) }),
+          at: String(receipt.at),
+        });
+      }
+      if (held.length > 0)
+        this.run('DELETE FROM early_receipts WHERE provider_id = ?', outcome.providerId);
+      return String(
+        this.get('SELECT status FROM outbox WHERE id = ?', id)?.status,
+      ) as MessageStatus;
     })();
   }
 
   /**
    * Applies a delivery receipt to the message with that provider id, forward only: accepted
    * becomes delivered, read or failed; delivered becomes read. A late or repeated receipt
-   * changes nothing. Returns the message id when the receipt moved a message.
+   * changes nothing. A receipt for a provider id no message holds yet is kept until a send's
+   * answer names it. Returns the message id when the receipt moved a message.
    */
   recordReceipt(receipt: DeliveryReceipt): number | undefined {
     return this.transaction(() => {
-      const from = receipt.status === 'read' ? ['accepted', 'delivered'] : ['accepted'];
-      const row = this.get(
-        `UPDATE outbox SET status = @status, error_code = coalesce(@errorCode, error_code), updated_at = @at
-         WHERE provider_id = @providerId AND status IN (@from1, @from2)
-         RETURNING id, incident_id`,
-        {
-          status: receipt.status,
-          errorCode: receipt.errorCode ?? null,
-          at: receipt.at,
-          providerId: receipt.providerId,
-          from1: from[0],
-          from2: from[1] ?? from[0],
-        },
+      const moved = this.applyReceipt(receipt);
+      if (moved !== undefined) return moved;
+      const known = this.get(
+        'SELECT 1 AS one FROM outbox WHERE provider_id = ?',
+        receipt.providerId,
       );
-      if (!row) return undefined;
-      this.appendAudit({
-        incidentId: String(row.incident_id),
-        at: receipt.at,
-        actor: receipt.provider,
-        type: 'message.receipt',
-        data: {
-          messageId: Number(row.id),
-          status: receipt.status,
-          providerStatus: receipt.providerStatus,
-          errorCode: receipt.errorCode ?? null,
-        },
-      });
-      return Number(row.id);
+      if (!known) {
+        this.run(
+          `INSERT INTO early_receipts (provider, provider_id, status, provider_status, error_code, at)
+           VALUES (@provider, @providerId, @status, @providerStatus, @errorCode, @at)`,
+          { ...receipt, errorCode: receipt.errorCode ?? null },
+        );
+      }
+      return undefined;
     });
+  }
+
+  private applyReceipt(receipt: DeliveryReceipt): number | undefined {
+    const from = receipt.status === 'read' ? ['accepted', 'delivered'] : ['accepted'];
+    const row = this.get(
+      `UPDATE outbox SET status = @status, error_code = coalesce(@errorCode, error_code), updated_at = @at
+       WHERE provider_id = @providerId AND status IN (@from1, @from2)
+       RETURNING id, incident_id`,
+      {
+        status: receipt.status,
+        errorCode: receipt.errorCode ?? null,
+        at: receipt.at,
+        providerId: receipt.providerId,
+        from1: from[0],
+        from2: from[1] ?? from[0],
+      },
+    );
+    if (!row) return undefined;
+    this.appendAudit({
+      incidentId: String(row.incident_id),
+      at: receipt.at,
+      actor: receipt.provider,
+      type: 'message.receipt',
+      data: {
+        messageId: Number(row.id),
+        status: receipt.status,
+        providerStatus: receipt.providerStatus,
+        errorCode: receipt.errorCode ?? null,
+      },
+    });
+    return Number(row.id);
   }
 
   /**
@@ -564,6 +615,11 @@ export class IncidentStore {
       }
       return rows.map((row) => toMessage({ ...row, status: 'unknown' }));
     });
+  }
+
+  /** Whether a message already holds this provider id. */
+  hasProviderId(providerId: string): boolean {
+    return this.get('SELECT 1 AS one FROM outbox WHERE provider_id = ?', providerId) !== undefined;
   }
 
   getMessage(id: number): OutboxRecord | undefined {
@@ -720,6 +776,12 @@ function toMessage(row: Row): OutboxRecord {
     ...(row.not_before === null || row.not_before === undefined
       ? {}
       : { notBefore: String(row.not_before) }),
+    ...(row.sms_encoding === null || row.sms_encoding === undefined
+      ? {}
+      : {
+          smsEncoding: row.sms_encoding as 'GSM-7' | 'UCS-2',
+          smsSegments: Number(row.sms_segments),
+        }),
     updatedAt: String(row.updated_at),
   };
 }

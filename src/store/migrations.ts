@@ -119,4 +119,18 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (channel, address)
   );
   `,
+  // 6: receipts that beat the send's answer wait for it; SMS rows keep their encoding and parts.
+  `
+  CREATE TABLE early_receipts (
+    provider TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    provider_status TEXT NOT NULL,
+    error_code TEXT,
+    at TEXT NOT NULL
+  );
+  CREATE INDEX early_receipts_provider_id ON early_receipts (provider_id);
+  ALTER TABLE outbox ADD COLUMN sms_encoding TEXT;
+  ALTER TABLE outbox ADD COLUMN sms_segments INTEGER;
+  `,
 ];

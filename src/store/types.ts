@@ -53,6 +53,9 @@ export interface NewOutboxMessage {
   decidedAt: string;
   /** Hold the message until then, e.g. past the recipient's quiet hours. */
   notBefore?: string;
+  /** SMS only: how the body is encoded and how many parts it takes (what the provider bills). */
+  smsEncoding?: 'GSM-7' | 'UCS-2';
+  smsSegments?: number;
 }
 
 export interface OutboxRecord extends Omit<NewOutboxMessage, 'status'> {
@@ -78,12 +81,15 @@ export interface AuditRecord extends AuditEntry {
 
 /** The outcome of one send attempt. */
 export interface SendOutcome {
-  status: 'accepted' | 'failed' | 'decided';
+  /** `unknown`: the provider may have taken it and cannot be asked; never sent again. */
+  status: 'accepted' | 'failed' | 'decided' | 'unknown';
   providerId?: string;
   errorCode?: string;
   errorMessage?: string;
   /** For a retry (`decided` again): not before this instant. */
   notBefore?: string;
+  /** Accepted by finding it at the provider after the answer to the send was lost. */
+  reconciled?: boolean;
 }
 
 /** Which process may write, until when. */
