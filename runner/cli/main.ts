@@ -329,26 +329,57 @@ program
 program
   .command('sandbox')
   .description(
-    'run the provider stand-ins alone (Twilio Messages API and SMTP) and record what they receive',
+    'run the provider stand-ins alone (Twilio Messages API, WhatsApp Cloud API, SMTP) and record what they receive',
   )
-  .option('--port <port>', 'HTTP port of the Twilio stand-in and GET /sandbox/messages', parsePort)
+  .option('--port <port>', 'HTTP port of the stand-ins and GET /sandbox/messages', parsePort)
   .option('--smtp-port <port>', 'SMTP port', parsePort)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
-  .action(async (options: { port?: number; smtpPort?: number; host: string }) => {
-    const { SANDBOX_CREDENTIALS } = await import('../config.js');
-    const { startSandbox } = await import('../sandbox/start-sandbox.js');
-    const sandbox = await startSandbox({
-      host: options.host,
-      ...(options.port === undefined ? {} : { port: options.port }),
-      ...(options.smtpPort === undefined ? {} : { smtpPort: options.smtpPort }),
-    });
-    const { accountSid, authToken, from } = SANDBOX_CREDENTIALS;
-    process.stdout.write(
-      `${JSON.stringify({ http: sandbox.httpUrl, smtp: sandbox.smtp, twilio: { accountSid, authToken, from } })}\n`,
-    );
-    await waitForSignal();
-    await sandbox.close();
-  });
+  .option(
+    '--faults <share>',
+    'fail this share of sends (0 to 1) with throttles, 5xx, timeouts, resets and slow answers',
+    parseShare,
+  )
+  .option(
+    '--receipt-faults <share>',
+    'make this share of receipts late, failed or lost',
+    parseShare,
+  )
+  .option('--fault-seed <n>', 'seed of the fault choice, so a run can be repeated', parseCount, 1)
+  .action(
+    async (options: {
+      port?: number;
+      smtpPort?: number;
+      host: string;
+      faults?: number;
+      receiptFaults?: number;
+      faultSeed: number;
+    }) => {
+      const { SANDBOX_CREDENTIALS } = await import('../config.js');
+      const { startSandbox } = await import('../sandbox/start-sandbox.js');
+      const hasFaults = options.faults !== undefined || options.receiptFaults !== undefined;
+      const sandbox = await startSandbox({
+        host: options.host,
+        ...(options.port === undefined ? {} : { port: options.port }),
+        ...(options.smtpPort === undefined ? {} : { smtpPort: options.smtpPort }),
+        ...(hasFaults
+          ? {
+              faults: {
+                rate: options.faults ?? 0,
+                receiptRate: options.receiptFaults ?? 0,
+                seed: options.faultSeed,
+                hangMs: 10_000,
+              },
+            }
+          : {}),
+      });
+      const { accountSid, authToken, from } = SANDBOX_CREDENTIALS;
+      process.stdout.write(
+        `${JSON.stringify({ http: sandbox.httpUrl, smtp: sandbox.smtp, twilio: { accountSid, authToken, from } })}\n`,
+      );
+      await waitForSignal();
+      await sandbox.close();
+    },
+  );
 
 interface SimulateFlags {
   trigger: string;
@@ -401,6 +432,23 @@ function parsePort(value: string): number {
     throw new InvalidArgumentError(`"${value}" is not a port; give a number from 0 to 65535`);
   }
   return port;
+}
+
+function parseShare(value: string): number {
+  const share = /^(0(\.\d+)?|1(\.0+)?)$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (Number.isNaN(share)) {
+    throw new InvalidArgumentError(
+      `"${value}" is not a share; give a number from 0 to 1, e.g. 0.3`,
+    );
+  }
+  return share;
+}
+
+function parseCount(value: string): number {
+  if (!/^\d{1,9}$/.test(value.trim())) {
+    throw new InvalidArgumentError(`"${value}" is not a whole number; give digits, e.g. 7`);
+  }
+  return Number(value);
 }
 
 function parseDurationFlag(value: string): Duration {

@@ -21,12 +21,20 @@ export interface FaultOptions {
   seed: number;
   /** Relative weights of the kinds; every kind weighs 1 unless given. */
   weights?: Partial<Record<FaultKind, number>>;
-  /** The Retry-After, in seconds, a throttled call is told. */
-  retryAfterSeconds?: number;
   /** How long a slow answer takes. */
   slowMs?: number;
   /** How long a timeout holds the call before closing it (the client usually gives up first). */
   hangMs?: number;
+}
+
+/** The faults a stand-in answers in its provider's own words. */
+export type RefusalKind = 'throttle' | 'server-error' | 'unavailable';
+
+/** How a provider says it will not take a call: status, error body, extra headers. */
+export interface FaultAnswer {
+  status: 429 | 400 | 500 | 503;
+  body: Record<string, unknown>;
+  headers?: Record<string, string>;
 }
 
 /** What the injector did, per kind, for a test to compare with what Tocsin recorded. */
@@ -44,14 +52,14 @@ const KINDS: FaultKind[] = [
 ];
 
 /**
- * A middleware that fails a seeded share of calls: 429 with Retry-After, 500 and 503 before the
+ * A middleware that fails a seeded share of calls: a throttle, 500 and 503 before the
  * message is taken, a call held until the client gives up or a connection reset, each either
  * before the handler ran or after it took the message (the answer lost), and slow answers.
  * `after` faults are the ones that can make a careless client send twice.
  */
 export function injectFaults(
   options: FaultOptions,
-  errorBody: (status: number) => Record<string, unknown>,
+  answer: (kind: RefusalKind) => FaultAnswer,
 ): { middleware: MiddlewareHandler; counts: FaultCounts } {
   const random = seededRandom(options.seed);
   const weights = KINDS.map((kind) => Math.max(0, options.weights?.[kind] ?? 1));
@@ -88,12 +96,12 @@ export function injectFaults(
       case undefined:
         return next();
       case 'throttle':
-        c.header('retry-after', String(options.retryAfterSeconds ?? 1));
-        return c.json(errorBody(429), 429);
       case 'server-error':
-        return c.json(errorBody(500), 500);
-      case 'unavailable':
-        return c.json(errorBody(503), 503);
+      case 'unavailable': {
+        const refusal = answer(fault);
+        for (const [name, value] of Object.entries(refusal.headers ?? {})) c.header(name, value);
+        return c.json(refusal.body, refusal.status);
+      }
       case 'timeout-before':
         await hang();
         return c.body(null, 504);

@@ -5,9 +5,12 @@ import type { ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 
 import { SANDBOX_CREDENTIALS } from '../config.js';
+import { injectFaults, seededRandom } from './faults.js';
+import type { FaultAnswer, FaultCounts, FaultOptions, RefusalKind } from './faults.js';
 import { MessageRecorder } from './recorder.js';
 import { startSmtpStandIn } from './smtp-stand-in.js';
 import { createTwilioStandIn } from './twilio-stand-in.js';
+import type { ReceiptFault } from './twilio-stand-in.js';
 import { createWhatsAppStandIn } from './whatsapp-stand-in.js';
 
 /** The running stand-ins and how to reach them. */
@@ -18,15 +21,34 @@ export interface Sandbox {
   smtp: { host: string; port: number };
   /** Where the WhatsApp stand-in posts its webhooks; the service sets it once it listens. */
   whatsappWebhook: { url?: string };
+  /** What the fault injector did so far, per kind (all zero without faults). */
+  faults: {
+    sends: Record<'twilio' | 'whatsapp', FaultCounts>;
+    receipts: Record<ReceiptFault, number>;
+  };
   close(): Promise<void>;
+}
+
+/** How the stand-ins misbehave, for tests and drills of bad days. */
+export interface SandboxFaults extends FaultOptions {
+  /** Share of delivery receipts that come late, fail (undelivered) or never come, 0 to 1. */
+  receiptRate?: number;
 }
 
 /** Starts the provider stand-ins: Twilio's Messages API over HTTP, and an SMTP server. */
 export async function startSandbox(
-  options: { host?: string; port?: number; smtpPort?: number } = {},
+  options: { host?: string; port?: number; smtpPort?: number; faults?: SandboxFaults } = {},
 ): Promise<Sandbox> {
   const host = options.host ?? '127.0.0.1';
   const recorder = new MessageRecorder();
+  const faultOptions = options.faults ?? { rate: 0, seed: 1 };
+  // Each stand-in its own sequence, so one provider's traffic does not move the other's faults.
+  const twilioFaults = injectFaults(faultOptions, twilioRefusal);
+  const whatsappFaults = injectFaults(
+    { ...faultOptions, seed: faultOptions.seed + 1 },
+    graphRefusal,
+  );
+  const receipts = pickReceiptFaults(options.faults);
   const smtp = await startSmtpStandIn({
     recorder,
     host,
@@ -40,6 +62,7 @@ export async function startSandbox(
       accountSid: SANDBOX_CREDENTIALS.accountSid,
       authToken: SANDBOX_CREDENTIALS.authToken,
       recorder,
+      ...(options.faults ? { faults: twilioFaults.middleware, receiptFault: receipts.pick } : {}),
     }),
   );
   const whatsappWebhook: { url?: string } = {};
@@ -49,6 +72,7 @@ export async function startSandbox(
       accessToken: SANDBOX_CREDENTIALS.whatsappAccessToken,
       phoneNumberId: SANDBOX_CREDENTIALS.whatsappPhoneNumberId,
       recorder,
+      ...(options.faults ? { faults: whatsappFaults.middleware } : {}),
       openWindows: new Set(),
       webhook: () =>
         whatsappWebhook.url === undefined
@@ -57,6 +81,11 @@ export async function startSandbox(
     }),
   );
   app.get('/sandbox/messages', (c) => c.json({ messages: recorder.list() }));
+  const faults = {
+    sends: { twilio: twilioFaults.counts, whatsapp: whatsappFaults.counts },
+    receipts: receipts.counts,
+  };
+  app.get('/sandbox/faults', (c) => c.json(faults));
 
   const server = await new Promise<ServerType>((resolve) => {
     const started = serve({ fetch: app.fetch, hostname: host, port: options.port ?? 0 }, () =>
@@ -70,9 +99,52 @@ export async function startSandbox(
     httpUrl: `http://${host}:${address.port}`,
     smtp: { host, port: smtp.port },
     whatsappWebhook,
+    faults,
     close: async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await smtp.close();
     },
   };
+}
+
+/** Twilio's refusals: 429 with Retry-After (20429), 500 (20500), 503 (20503). */
+function twilioRefusal(kind: RefusalKind): FaultAnswer {
+  const [status, code, message] =
+    kind === 'throttle'
+      ? ([429, 20429, 'Too Many Requests'] as const)
+      : kind === 'server-error'
+        ? ([500, 20500, 'Internal Server Error'] as const)
+        : ([503, 20503, 'Service Unavailable'] as const);
+  const body = { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status };
+  return { status, body, ...(kind === 'throttle' ? { headers: { 'retry-after': '1' } } : {}) };
+}
+
+/** Meta's refusals in the Graph envelope: 130429 throughput (400), 131000 (500), 131016 (503). */
+function graphRefusal(kind: RefusalKind): FaultAnswer {
+  const [status, code, message] =
+    kind === 'throttle'
+      ? ([400, 130429, 'Rate limit hit'] as const)
+      : kind === 'server-error'
+        ? ([500, 131000, 'Something went wrong'] as const)
+        : ([503, 131016, 'Service unavailable'] as const);
+  const error = { message: `(#${code}) ${message}`, type: 'OAuthException', code };
+  return { status, body: { error: { ...error, fbtrace_id: 'AsandboxFaultTrace' } } };
+}
+
+function pickReceiptFaults(faults: SandboxFaults | undefined): {
+  pick: () => ReceiptFault | undefined;
+  counts: Record<ReceiptFault, number>;
+} {
+  const counts: Record<ReceiptFault, number> = { late: 0, failed: 0, lost: 0 };
+  const rate = faults?.receiptRate ?? 0;
+  // Its own sequence, so that adding receipt faults does not move the send faults of a seed.
+  const random = seededRandom((faults?.seed ?? 1) ^ 0x5eed);
+  const kinds: ReceiptFault[] = ['late', 'failed', 'lost'];
+  const pick = (): ReceiptFault | undefined => {
+    if (random() >= rate) return undefined;
+    const kind = kinds[Math.floor(random() * kinds.length)] ?? 'late';
+    counts[kind]++;
+    return kind;
+  };
+  return { pick, counts };
 }

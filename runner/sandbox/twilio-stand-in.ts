@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { Hono } from 'hono';
+import type { MiddlewareHandler } from 'hono';
 
 import { countSmsSegments, twilioSignature } from '../../src/index.js';
 import type { MessageRecorder } from './recorder.js';
@@ -12,7 +13,17 @@ export interface TwilioStandInOptions {
   recorder: MessageRecorder;
   /** How long after accepting a message its receipt is posted to its StatusCallback. */
   receiptDelayMs?: number;
+  /** Runs before each send, to make the faults real providers and networks make. */
+  faults?: MiddlewareHandler;
+  /** Decides, per accepted message, whether its final receipt is late, failed or never sent. */
+  receiptFault?: () => ReceiptFault | undefined;
 }
+
+/** What can go wrong with a delivery receipt. */
+export type ReceiptFault = 'late' | 'failed' | 'lost';
+
+/** How late a late receipt is. */
+const LATE_RECEIPT_MS = 3_000;
 
 /** A number the stand-in accepts but never delivers: its receipt says undelivered, 30003. */
 export const UNDELIVERABLE_NUMBER = '+15005550003';
@@ -35,8 +46,20 @@ const MAGIC_NUMBERS: Record<string, { code: number; message: string }> = {
  */
 export function createTwilioStandIn(options: TwilioStandInOptions): Hono {
   const app = new Hono();
+  // What a GET of the Messages list shows: every message this stand-in took, newest first.
+  const created: Record<string, unknown>[] = [];
+  const sendPath = '/2010-04-01/Accounts/:accountSid/Messages.json';
 
-  app.post('/2010-04-01/Accounts/:accountSid/Messages.json', async (c) => {
+  app.get(sendPath, (c) => {
+    const accountSid = c.req.param('accountSid');
+    if (!isAuthorized(c.req.header('authorization'), accountSid, options)) {
+      return c.json(twilioError(20003, 'Authenticate', 401), 401);
+    }
+    return c.json(listMessages(created, new URL(c.req.url), accountSid));
+  });
+
+  if (options.faults) app.post(sendPath, options.faults);
+  app.post(sendPath, async (c) => {
     const accountSid = c.req.param('accountSid');
     if (!isAuthorized(c.req.header('authorization'), accountSid, options)) {
       return c.json(twilioError(20003, 'Authenticate', 401), 401);
@@ -85,12 +108,17 @@ export function createTwilioStandIn(options: TwilioStandInOptions): Hono {
       subject: null,
       body,
     });
+    const resource = toMessageResource({ sid, accountSid, to, from, service, body });
+    created.unshift(resource);
     const callback = form.get('StatusCallback');
-    if (callback) {
+    const fault = callback ? options.receiptFault?.() : undefined;
+    if (callback && fault !== 'lost') {
       const receipt = { accountSid, sid, to, from: from ?? service ?? '', callback };
-      setTimeout(() => void postReceipts(receipt, options.authToken), options.receiptDelayMs ?? 50);
+      const delay = (options.receiptDelayMs ?? 50) + (fault === 'late' ? LATE_RECEIPT_MS : 0);
+      const final = fault === 'failed' || to === UNDELIVERABLE_NUMBER ? 'undelivered' : 'delivered';
+      setTimeout(() => void postReceipts(receipt, final, options.authToken), delay);
     }
-    return c.json(toMessageResource({ sid, accountSid, to, from, service, body }), 201);
+    return c.json(resource, 201);
   });
 
   return app;
@@ -102,9 +130,9 @@ export function createTwilioStandIn(options: TwilioStandInOptions): Hono {
  */
 async function postReceipts(
   message: { accountSid: string; sid: string; to: string; from: string; callback: string },
+  final: 'delivered' | 'undelivered',
   authToken: string,
 ): Promise<void> {
-  const final = message.to === UNDELIVERABLE_NUMBER ? 'undelivered' : 'delivered';
   for (const status of ['sent', final]) {
     const params: Record<string, string> = {
       AccountSid: message.accountSid,
@@ -130,6 +158,46 @@ async function postReceipts(
       // Twilio gives up on a callback URL that does not answer; so does the stand-in.
     }
   }
+}
+
+/**
+ * Twilio's Messages list: filtered by `To`, `From` and `DateSent>` (a day, YYYY-MM-DD), paged by
+ * `PageSize` (at most 1000), newest first, in the list envelope Twilio answers with.
+ */
+function listMessages(
+  created: readonly Record<string, unknown>[],
+  url: URL,
+  accountSid: string,
+): Record<string, unknown> {
+  const to = url.searchParams.get('To');
+  const from = url.searchParams.get('From');
+  const sentAfter = url.searchParams.get('DateSent>');
+  const since =
+    sentAfter === null ? Number.NEGATIVE_INFINITY : Date.parse(`${sentAfter}T00:00:00Z`);
+  const pageSize = Math.min(
+    1000,
+    Math.max(1, Number(url.searchParams.get('PageSize') ?? 50) || 50),
+  );
+  const messages = created
+    .filter(
+      (message) =>
+        (to === null || message.to === to) &&
+        (from === null || message.from === from) &&
+        Date.parse(String(message.date_created)) >= since,
+    )
+    .slice(0, pageSize);
+  const uri = `/2010-04-01/Accounts/${accountSid}/Messages.json${url.search}`;
+  return {
+    messages,
+    end: messages.length === 0 ? 0 : messages.length - 1,
+    first_page_uri: uri,
+    next_page_uri: null,
+    page: 0,
+    page_size: pageSize,
+    previous_page_uri: null,
+    start: 0,
+    uri,
+  };
 }
 
 function isAuthorized(

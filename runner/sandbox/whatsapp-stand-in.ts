@@ -1,6 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 
 import { Hono } from 'hono';
+import type { MiddlewareHandler } from 'hono';
 
 import type { MessageRecorder } from './recorder.js';
 
@@ -13,6 +14,8 @@ export interface WhatsAppStandInOptions {
   openWindows: Set<string>;
   /** Where the business's webhook is, and the app secret that signs what is posted there. */
   webhook?: () => { url: string; appSecret: string } | undefined;
+  /** Runs before each send, to make the faults real providers and networks make. */
+  faults?: MiddlewareHandler;
 }
 
 /**
@@ -23,8 +26,10 @@ export interface WhatsAppStandInOptions {
  */
 export function createWhatsAppStandIn(options: WhatsAppStandInOptions): Hono {
   const app = new Hono();
+  const sendPath = '/:version/:phoneNumberId/messages';
 
-  app.post('/:version/:phoneNumberId/messages', async (c) => {
+  if (options.faults) app.post(sendPath, options.faults);
+  app.post(sendPath, async (c) => {
     if (c.req.header('authorization') !== `Bearer ${options.accessToken}`) {
       return c.json(graphError(190, 'Error validating access token', 'OAuthException'), 401);
     }

@@ -62,13 +62,13 @@ export interface SandboxInfo {
   twilio: { accountSid: string; authToken: string; from: string };
 }
 
-/** Starts the stand-ins as their own process. */
-export async function startSandboxProcess(): Promise<{
+/** Starts the stand-ins as their own process; `args` adds flags such as `--faults 0.3`. */
+export async function startSandboxProcess(args: readonly string[] = []): Promise<{
   process: TocsinProcess;
   info: SandboxInfo;
 }> {
   const { process: child, match } = await startTocsin(
-    ['sandbox', '--port', '0'],
+    ['sandbox', '--port', '0', ...args],
     /^(\{.*"http".*\})$/,
   );
   return { process: child, info: JSON.parse(match[1] ?? '{}') as SandboxInfo };
