@@ -123,7 +123,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     ...(config.dispatch.reconcileAfterMs === undefined
       ? {}
       : { reconcileDelayMs: config.dispatch.reconcileAfterMs }),
-    onFailed: (messageId) => engine.fallBack(messageId),
+    onFailed: (messageId, reason) => engine.fallBack(messageId, reason),
   });
 
   // One writer per database: a second process on the same file waits on standby until the

@@ -51,6 +51,8 @@ export const ERROR_CODES = {
   E_CONFIG_SECRET_MISSING: 'a secret named by the config is not set',
   E_CHANNEL_REJECTED: 'the provider refused a message for good',
   E_CHANNEL_UNAVAILABLE: 'the provider could not be reached or asked us to retry',
+  E_CHANNEL_RECEIPT_OVERDUE:
+    'the provider took a message but no delivery receipt came within the stage receiptTimeout',
   E_CHANNEL_OUTCOME_UNKNOWN:
     'a send was in flight when the process died; the provider may or may not have it',
   E_CHANNEL_NOT_CONFIGURED: 'a playbook sends over a channel the service config does not set up',

@@ -1,6 +1,7 @@
 import { Pool } from 'undici';
 
 import { ChannelError } from '../errors.js';
+import { transportError } from './transport-error.js';
 import type { ChannelAdapter, OutgoingMessage, SendReceipt } from './channel.js';
 
 /** Settings of the Twilio Messages API channel. */
@@ -32,12 +33,14 @@ export function createTwilioSmsChannel(config: TwilioSmsConfig): ChannelAdapter 
   const authorization = `Basic ${Buffer.from(`${config.accountSid}:${config.authToken}`).toString('base64')}`;
   const pool = new Pool(base.origin, { connections: config.connections ?? 64 });
 
+  const statusCallback = (): string | undefined =>
+    typeof config.statusCallback === 'function' ? config.statusCallback() : config.statusCallback;
+
   async function send(message: OutgoingMessage, signal: AbortSignal): Promise<SendReceipt> {
     const form = new URLSearchParams({ To: message.address, Body: message.body });
     if (config.messagingServiceSid) form.set('MessagingServiceSid', config.messagingServiceSid);
     else if (config.from) form.set('From', config.from);
-    const callback =
-      typeof config.statusCallback === 'function' ? config.statusCallback() : config.statusCallback;
+    const callback = statusCallback();
     if (callback) form.set('StatusCallback', callback);
 
     let response;
@@ -54,13 +57,14 @@ export function createTwilioSmsChannel(config: TwilioSmsConfig): ChannelAdapter 
         signal,
       });
     } catch (cause) {
-      throw networkError(cause, base.origin);
+      throw transportError('Twilio', base.origin, cause);
     }
 
     const text = await response.body.text();
     if (response.statusCode === 201 || response.statusCode === 200) {
       const sid = readField(text, 'sid');
-      if (typeof sid === 'string' && sid !== '') return { providerId: sid };
+      if (typeof sid === 'string' && sid !== '')
+        return { providerId: sid, receiptExpected: callback !== undefined };
       throw new ChannelError(
         'E_CHANNEL_UNAVAILABLE',
         `Twilio answered ${response.statusCode} without a message sid`,
@@ -98,7 +102,7 @@ export function createTwilioSmsChannel(config: TwilioSmsConfig): ChannelAdapter 
         signal,
       });
     } catch (cause) {
-      throw networkError(cause, base.origin);
+      throw transportError('Twilio', base.origin, cause);
     }
     const text = await response.body.text();
     if (response.statusCode !== 200) {
@@ -111,53 +115,27 @@ export function createTwilioSmsChannel(config: TwilioSmsConfig): ChannelAdapter 
         status: response.statusCode,
       });
     }
-    return (listed as Record<string, unknown>[])
-      .filter(
-        (entry) =>
-          entry.to === message.address &&
-          entry.body === message.body &&
-          typeof entry.sid === 'string' &&
-          Date.parse(String(entry.date_created)) >= earliest,
-      )
-      .map((entry) => ({ providerId: String(entry.sid) }));
+    return (
+      (listed as Record<string, unknown>[])
+        .filter(
+          (entry) =>
+            entry.to === message.address &&
+            entry.body === message.body &&
+            typeof entry.sid === 'string' &&
+            Date.parse(String(entry.date_created)) >= earliest,
+        )
+        // A message found there was sent with the callback this adapter always adds.
+        .map((entry) => ({
+          providerId: String(entry.sid),
+          receiptExpected: statusCallback() !== undefined,
+        }))
+    );
   }
 
   return { kind: 'sms', provider: 'twilio', send, reconcile, close: () => pool.close() };
 }
 
 const CLOCK_SKEW_MS = 60_000;
-
-// Failures where the request never reached Twilio: nothing can have been sent.
-const NOT_CONNECTED = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
-
-function networkError(cause: unknown, origin: string): ChannelError {
-  const code = errorCode(cause);
-  const connected = code === undefined || !NOT_CONNECTED.has(code);
-  return new ChannelError(
-    'E_CHANNEL_UNAVAILABLE',
-    connected
-      ? `Twilio at ${origin} did not answer (${code ?? 'aborted'}); the message may have been taken`
-      : `Twilio could not be reached at ${origin} (${code})`,
-    { retryable: true, ambiguous: connected, cause },
-  );
-}
-
-function errorCode(error: unknown): string | undefined {
-  for (let current = error, depth = 0; current && depth < 4; depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string' && NOT_CONNECTED.has(code)) return code;
-    current = (current as { cause?: unknown }).cause;
-  }
-  const top = (error as { code?: unknown } | undefined)?.code;
-  return typeof top === 'string' ? top : undefined;
-}
 
 function toChannelError(status: number, text: string, retryAfter: unknown): ChannelError {
   const code = readField(text, 'code');

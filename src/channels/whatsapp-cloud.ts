@@ -1,6 +1,7 @@
 import { Pool } from 'undici';
 
 import { ChannelError } from '../errors.js';
+import { transportError } from './transport-error.js';
 import type { ChannelAdapter, OutgoingMessage, SendReceipt } from './channel.js';
 
 /** Settings of the WhatsApp Business Cloud API channel. */
@@ -57,16 +58,12 @@ export function createWhatsAppCloudChannel(config: WhatsAppCloudConfig): Channel
         signal,
       });
     } catch (cause) {
-      throw new ChannelError(
-        'E_CHANNEL_UNAVAILABLE',
-        `WhatsApp could not be reached at ${base.origin}`,
-        { retryable: true, cause },
-      );
+      throw transportError('WhatsApp', base.origin, cause);
     }
     const text = await response.body.text();
     if (response.statusCode === 200) {
       const id = readMessageId(text);
-      if (id) return { providerId: id };
+      if (id) return { providerId: id, receiptExpected: true };
       throw new ChannelError(
         'E_CHANNEL_UNAVAILABLE',
         'WhatsApp answered 200 without a message id',

@@ -4,7 +4,7 @@ import { addressOf, selectPeople } from '../directory/index.js';
 import type { Directory, Person } from '../directory/index.js';
 import { TemplateError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { messageKey } from '../playbook/index.js';
+import { messageKey, parseDuration } from '../playbook/index.js';
 import type { ChannelKind, CompiledVariant, LoadedPlaybook } from '../playbook/index.js';
 import { countSmsSegments } from '../sms/index.js';
 import type { NewOutboxMessage } from '../store/index.js';
@@ -64,6 +64,11 @@ export function decideMessages(input: DecideMessagesInput): NewOutboxMessage[] {
     ackBy: ackTimer?.dueAt ?? null,
   };
 
+  const receiptTimeoutMs =
+    stage.receiptTimeout === undefined
+      ? undefined
+      : parseDuration(stage.receiptTimeout)?.toMillis();
+
   const messages: NewOutboxMessage[] = [];
   const seen = new Set<string>();
   let unreachable = 0;
@@ -117,6 +122,7 @@ export function decideMessages(input: DecideMessagesInput): NewOutboxMessage[] {
         channel,
         address: addressOf(person, channel) ?? '',
         decidedAt: decision.at,
+        ...(receiptTimeoutMs === undefined ? {} : { receiptTimeoutMs }),
       };
       const rendered = render(input, base, variant, channel, scope);
       const heldUntil = stage.critical ? undefined : quietUntil(playbook, person, decision.at);

@@ -8,6 +8,9 @@ import { noopLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 import type { IncidentStore, OutboxRecord, SendOutcome } from '../store/index.js';
 
+/** Why a person is tried on the next channel: the message failed, or its receipt is overdue. */
+export type FallbackReason = 'failed' | 'receipt-overdue';
+
 /** Settings of the outbox dispatcher. */
 export interface DispatcherOptions {
   store: IncidentStore;
@@ -20,8 +23,11 @@ export interface DispatcherOptions {
   sendTimeoutMs?: number;
   /** Attempts before a retryable failure becomes final. */
   maxAttempts?: number;
-  /** Called after a message failed for good, so the next channel can be tried. */
-  onFailed?: (messageId: number) => void;
+  /**
+   * Called after a message failed for good, or its delivery receipt did not come in time, so
+   * the next channel can be tried.
+   */
+  onFailed?: (messageId: number, reason: FallbackReason) => void;
   /** How long after an ambiguous failure the provider is asked whether it took the message. */
   reconcileDelayMs?: number;
   /** The first retry's pause; each further one doubles it (with jitter). */
@@ -35,6 +41,8 @@ const BASE_BACKOFF_MS = 1_000;
 const DRAIN_RETRY_MS = 1_000;
 const RECONCILE_DELAY_MS = 2_000;
 const RECONCILE_ATTEMPTS = 5;
+// Looks again at least this often, so a deadline written by another process is not missed.
+const MAX_WATCH_DELAY_MS = 60_000;
 
 /**
  * Sends outbox rows. A row is claimed (decided → sending, with a deadline) in one transaction
@@ -49,12 +57,13 @@ export class Dispatcher {
   private readonly concurrency: number;
   private readonly sendTimeoutMs: number;
   private readonly maxAttempts: number;
-  private readonly onFailed: ((messageId: number) => void) | undefined;
+  private readonly onFailed: DispatcherOptions['onFailed'];
   private readonly reconcileDelayMs: number;
   private readonly backoffBaseMs: number;
   private draining: Promise<void> | undefined;
   private isWakeWanted = false;
   private retryHandle: unknown;
+  private receiptHandle: unknown;
   private isStopped = false;
 
   constructor(options: DispatcherOptions) {
@@ -106,6 +115,7 @@ export class Dispatcher {
   async stop(): Promise<void> {
     this.isStopped = true;
     if (this.retryHandle !== undefined) this.clock.clearTimeout(this.retryHandle);
+    if (this.receiptHandle !== undefined) this.clock.clearTimeout(this.receiptHandle);
     await this.idle();
   }
 
@@ -115,6 +125,7 @@ export class Dispatcher {
       await Promise.all(Array.from({ length: this.concurrency }, () => this.work()));
     }
     this.armRetry();
+    this.armReceiptWatch();
   }
 
   /**
@@ -151,7 +162,11 @@ export class Dispatcher {
     } else {
       try {
         const receipt = await this.withTimeout((signal) => channel.send(message, signal));
-        outcome = { status: 'accepted', providerId: receipt.providerId };
+        outcome = {
+          status: 'accepted',
+          providerId: receipt.providerId,
+          receiptExpected: receipt.receiptExpected ?? false,
+        };
       } catch (error) {
         outcome =
           error instanceof ChannelError && error.ambiguous
@@ -168,13 +183,53 @@ export class Dispatcher {
     else if (outcome.status === 'unknown') log.error(fields, 'message outcome unknown, not resent');
     else log.error(fields, 'channel failed after retries');
     // Failed for good, by the answer or by a receipt that came before it: try the next channel.
-    if (final === 'failed') {
-      try {
-        this.onFailed?.(message.id);
-      } catch (error) {
-        log.error({ err: error }, 'fallback failed');
-      }
+    if (final === 'failed') this.fallBack(message.id, 'failed', log);
+  }
+
+  private fallBack(messageId: number, reason: FallbackReason, log: Logger): void {
+    try {
+      this.onFailed?.(messageId, reason);
+    } catch (error) {
+      log.error({ err: error, messageId }, 'fallback failed');
     }
+  }
+
+  /**
+   * Watches for delivery receipts that are overdue (a stage's `receiptTimeout`): each such
+   * message is handed to the fallback once, as if the provider had reported it undelivered.
+   */
+  private armReceiptWatch(): void {
+    if (this.isStopped) return;
+    if (this.receiptHandle !== undefined) this.clock.clearTimeout(this.receiptHandle);
+    this.receiptHandle = undefined;
+    const next = this.store.nextReceiptDue();
+    if (!next) return;
+    const delayMs = DateTime.fromISO(next).toMillis() - this.clock.now().toMillis();
+    this.receiptHandle = this.clock.setTimeout(
+      () => {
+        this.receiptHandle = undefined;
+        this.takeOverdueReceipts();
+      },
+      Math.min(Math.max(0, delayMs), MAX_WATCH_DELAY_MS),
+    );
+  }
+
+  private takeOverdueReceipts(): void {
+    let overdue: number[];
+    try {
+      overdue = this.store.takeOverdueReceipts(toIsoUtc(this.clock.now()));
+    } catch (error) {
+      this.log.error({ err: error }, 'overdue receipts could not be taken; retrying');
+      this.receiptHandle = this.clock.setTimeout(() => {
+        this.receiptHandle = undefined;
+        this.takeOverdueReceipts();
+      }, DRAIN_RETRY_MS);
+      return;
+    }
+    if (overdue.length > 0)
+      this.log.warn({ messages: overdue.length }, 'delivery receipts overdue');
+    for (const messageId of overdue) this.fallBack(messageId, 'receipt-overdue', this.log);
+    this.armReceiptWatch();
   }
 
   /**
@@ -204,7 +259,14 @@ export class Dispatcher {
         const found = await this.withTimeout((signal) => ask(message, started.toJSDate(), signal));
         const match = found.find((candidate) => !this.store.hasProviderId(candidate.providerId));
         log.info({ found: match !== undefined, attempt }, 'asked the provider after a lost answer');
-        if (match) return { status: 'accepted', providerId: match.providerId, reconciled: true };
+        if (match) {
+          return {
+            status: 'accepted',
+            providerId: match.providerId,
+            receiptExpected: match.receiptExpected ?? false,
+            reconciled: true,
+          };
+        }
         return this.toFailure(message, error);
       } catch (cause) {
         log.warn(

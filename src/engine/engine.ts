@@ -30,6 +30,7 @@ import { buildMachine } from './build-machine.js';
 import { approvalStageId, decideApprovalRequests, decideMessages } from './decide-messages.js';
 import type { DecideMessagesInput } from './decide-messages.js';
 import type { IncidentEvent, IncidentMachine, StageDecision } from './build-machine.js';
+import type { FallbackReason } from './dispatcher.js';
 
 /** What the engine needs from the world. */
 export interface EngineDeps {
@@ -410,13 +411,15 @@ export class Engine {
 
   /**
    * Tries the next channel for a message that failed for good (rejected by the provider, or
-   * reported undelivered): the same stage, for the same person, on the next channel of the
+   * reported undelivered) or whose delivery receipt did not come within its stage's
+   * `receiptTimeout`: the same stage, for the same person, on the next channel of the
    * audience's order they have an address for. A provider's "unsubscribed" also lands in the
    * opt-out ledger. Returns how many messages were decided (0 or 1).
    */
-  fallBack(messageId: number): number {
+  fallBack(messageId: number, reason: FallbackReason = 'failed'): number {
     const failed = this.store.getMessage(messageId);
-    if (failed?.status !== 'failed') return 0;
+    const expected = reason === 'failed' ? 'failed' : 'accepted';
+    if (failed?.status !== expected) return 0;
     const at = toIsoUtc(this.clock.now());
     if (failed.errorCode !== null && UNSUBSCRIBED_CODES.has(failed.errorCode)) {
       this.store.setOptOut({
@@ -447,6 +450,7 @@ export class Engine {
           personId: failed.personId,
           from: failed.channel,
           to: messages[0]?.channel ?? null,
+          reason,
           errorCode: failed.errorCode,
         },
       });

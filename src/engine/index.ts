@@ -9,6 +9,6 @@ export type {
 export { createEngine, Engine } from './engine.js';
 export type { EngineDeps, StartIncidentRequest, TriggerOutcome } from './engine.js';
 export { createDispatcher, Dispatcher } from './dispatcher.js';
-export type { DispatcherOptions } from './dispatcher.js';
+export type { DispatcherOptions, FallbackReason } from './dispatcher.js';
 export { interpretReply } from './replies.js';
 export type { ReplyIntent, ReplyOutcome } from './replies.js';

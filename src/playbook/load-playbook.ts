@@ -248,7 +248,8 @@ class SemanticChecker {
       });
 
       const approval = this.readApproval(stage, index);
-      const ackTimeout = this.readAckTimeout(stage, index);
+      const ackTimeout = this.readStageDuration(stage, index, 'ackTimeout');
+      this.readStageDuration(stage, index, 'receiptTimeout');
       if (stage.on !== undefined) {
         if (stage.unless === 'acknowledged' && stage.on === 'acknowledged') {
           this.report(
@@ -356,15 +357,20 @@ class SemanticChecker {
     return stages;
   }
 
-  private readAckTimeout(stage: StageDefinition, index: number): Duration | undefined {
-    if (stage.ackTimeout === undefined) return undefined;
-    const timeout = parseDuration(stage.ackTimeout);
+  private readStageDuration(
+    stage: StageDefinition,
+    index: number,
+    key: 'ackTimeout' | 'receiptTimeout',
+  ): Duration | undefined {
+    const text = stage[key];
+    if (text === undefined) return undefined;
+    const timeout = parseDuration(text);
     if (timeout && timeout.toMillis() >= 1_000 && timeout.toMillis() <= MAX_OFFSET_MS)
       return timeout;
     this.report(
-      ['stages', index, 'ackTimeout'],
+      ['stages', index, key],
       'E_PLAYBOOK_BAD_DURATION',
-      `"${stage.ackTimeout}" is not a duration between 1 second and 366 days; write it like 90s, 10m or PT10M`,
+      `"${text}" is not a duration between 1 second and 366 days; write it like 90s, 10m or PT10M`,
     );
     return undefined;
   }

@@ -81,6 +81,7 @@ export interface StageDefinition {
     onTimeout?: ApprovalTimeoutPolicy;
   };
   ackTimeout?: string;
+  receiptTimeout?: string;
   critical?: boolean;
   during?: 'business';
   audiences: string[];

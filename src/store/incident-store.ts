@@ -399,15 +399,16 @@ export class IncidentStore {
       const { lastInsertRowid } = this.run(
         `INSERT INTO outbox (incident_id, stage_id, occurrence, audience_id, person_id, channel, address,
            subject, body, status, error_code, error_message, decided_at, not_before, updated_at,
-           sms_encoding, sms_segments)
+           sms_encoding, sms_segments, receipt_timeout_ms)
          VALUES (@incidentId, @stageId, @occurrence, @audienceId, @personId, @channel, @address,
            @subject, @body, @status, @errorCode, @errorMessage, @decidedAt, @notBefore, @decidedAt,
-           @smsEncoding, @smsSegments)`,
+           @smsEncoding, @smsSegments, @receiptTimeoutMs)`,
         {
           ...message,
           notBefore: message.notBefore ?? null,
           smsEncoding: message.smsEncoding ?? null,
           smsSegments: message.smsSegments ?? null,
+          receiptTimeoutMs: message.receiptTimeoutMs ?? null,
         },
       );
       // Ids and outcome only: the address and the text stay in the outbox row.
@@ -474,11 +475,14 @@ export class IncidentStore {
     return this.db.transaction((): MessageStatus | undefined => {
       const row = this.get(
         `UPDATE outbox SET status = @status, provider_id = @providerId, error_code = @errorCode,
-           error_message = @errorMessage, send_deadline = NULL, not_before = @notBefore, updated_at = @now
+           error_message = @errorMessage, send_deadline = NULL, not_before = @notBefore, updated_at = @now,
+           receipt_due_at = CASE WHEN @status = 'accepted' AND @receiptExpected = 1
+             THEN strftime('%Y-%m-%dT%H:%M:%fZ', @now, '+' || (receipt_timeout_ms / 1000.0) || ' seconds') END
          WHERE id = @id AND status = 'sending'
          RETURNING incident_id, attempts`,
         {
           id,
+          receiptExpected: outcome.receiptExpected ? 1 : 0,
           status: outcome.status,
           notBefore: outcome.notBefore ?? null,
           providerId: outcome.providerId ?? null,
@@ -557,11 +561,14 @@ export class IncidentStore {
   private applyReceipt(receipt: DeliveryReceipt): number | undefined {
     const from = receipt.status === 'read' ? ['accepted', 'delivered'] : ['accepted'];
     const row = this.get(
-      `UPDATE outbox SET status = @status, error_code = coalesce(@errorCode, error_code), updated_at = @at
+      `UPDATE outbox SET status = @status, error_code = coalesce(@errorCode, error_code), updated_at = @at,
+         error_message = CASE WHEN @status = 'failed' THEN @failure ELSE error_message END,
+         receipt_due_at = NULL
        WHERE provider_id = @providerId AND status IN (@from1, @from2)
        RETURNING id, incident_id`,
       {
         status: receipt.status,
+        failure: `the provider reported it ${receipt.providerStatus}${receipt.errorCode === undefined ? '' : ` (${receipt.errorCode})`}`,
         errorCode: receipt.errorCode ?? null,
         at: receipt.at,
         providerId: receipt.providerId,
@@ -615,6 +622,41 @@ export class IncidentStore {
       }
       return rows.map((row) => toMessage({ ...row, status: 'unknown' }));
     });
+  }
+
+  /**
+   * Takes the accepted messages whose delivery receipt is overdue: each loses its deadline and
+   * gets a `message.receipt-overdue` audit entry, in one transaction. Returns their ids.
+   */
+  takeOverdueReceipts(now: string): number[] {
+    return this.transaction(() => {
+      const rows = this.all(
+        `UPDATE outbox SET receipt_due_at = NULL, updated_at = @now,
+           error_code = 'E_CHANNEL_RECEIPT_OVERDUE',
+           error_message = 'no delivery receipt within ' || (receipt_timeout_ms / 1000) || ' s'
+         WHERE receipt_due_at IS NOT NULL AND receipt_due_at <= @now AND status = 'accepted'
+         RETURNING id, incident_id, receipt_timeout_ms`,
+        { now },
+      );
+      for (const row of rows) {
+        this.appendAudit({
+          incidentId: String(row.incident_id),
+          at: now,
+          actor: 'dispatcher',
+          type: 'message.receipt-overdue',
+          data: { messageId: Number(row.id), receiptTimeoutMs: Number(row.receipt_timeout_ms) },
+        });
+      }
+      return rows.map((row) => Number(row.id)).sort((a, b) => a - b);
+    });
+  }
+
+  /** When the next delivery receipt falls due, if any message waits for one. */
+  nextReceiptDue(): string | undefined {
+    const row = this.get(
+      `SELECT min(receipt_due_at) AS at FROM outbox WHERE receipt_due_at IS NOT NULL AND status = 'accepted'`,
+    );
+    return row?.at === null || row?.at === undefined ? undefined : String(row.at);
   }
 
   /** Whether a message already holds this provider id. */

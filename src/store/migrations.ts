@@ -133,4 +133,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE outbox ADD COLUMN sms_encoding TEXT;
   ALTER TABLE outbox ADD COLUMN sms_segments INTEGER;
   `,
+  // 7: a message that must be confirmed delivered by a deadline, or its person is tried on the
+  // next channel.
+  `
+  ALTER TABLE outbox ADD COLUMN receipt_timeout_ms INTEGER;
+  ALTER TABLE outbox ADD COLUMN receipt_due_at TEXT;
+  CREATE INDEX outbox_receipt_due ON outbox (receipt_due_at) WHERE receipt_due_at IS NOT NULL;
+  `,
 ];

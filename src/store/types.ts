@@ -56,6 +56,8 @@ export interface NewOutboxMessage {
   /** SMS only: how the body is encoded and how many parts it takes (what the provider bills). */
   smsEncoding?: 'GSM-7' | 'UCS-2';
   smsSegments?: number;
+  /** How long after the provider took it a delivery receipt must come, or the next channel is tried. */
+  receiptTimeoutMs?: number;
 }
 
 export interface OutboxRecord extends Omit<NewOutboxMessage, 'status'> {
@@ -90,6 +92,8 @@ export interface SendOutcome {
   notBefore?: string;
   /** Accepted by finding it at the provider after the answer to the send was lost. */
   reconciled?: boolean;
+  /** The provider will post a delivery receipt for it (so its absence means something). */
+  receiptExpected?: boolean;
 }
 
 /** Which process may write, until when. */
