@@ -10,7 +10,12 @@ import {
   parseYamlSource,
   PlaybookValidationError,
 } from '../src/checks.js';
-import type { SmtpEmailConfig, TwilioSmsConfig, WhatsAppCloudConfig } from '../src/index.js';
+import type {
+  ChannelLimit,
+  SmtpEmailConfig,
+  TwilioSmsConfig,
+  WhatsAppCloudConfig,
+} from '../src/index.js';
 
 /** The package's own folder, where the example playbook and directory live. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -47,6 +52,8 @@ export interface ServiceConfig {
     sendTimeoutMs: number;
     firstRetryAfterMs?: number;
     reconcileAfterMs?: number;
+    /** Per channel kind: messages per second, and the least gap between two to one person. */
+    limits: Record<string, ChannelLimit>;
   };
   /** How long the writer lease lasts unless renewed (renewed every third of it). */
   lease: { ttlMs: number };
@@ -85,6 +92,7 @@ interface ConfigDefinition {
     sendTimeout?: string;
     firstRetryAfter?: string;
     reconcileAfter?: string;
+    limits?: Record<string, { perSecond?: number; recipientGap?: string }>;
   };
   lease?: { ttl?: string };
   channels?: {
@@ -200,6 +208,7 @@ export async function loadServiceConfig(
       sendTimeoutMs,
       ...(firstRetryAfterMs === undefined ? {} : { firstRetryAfterMs }),
       ...(reconcileAfterMs === undefined ? {} : { reconcileAfterMs }),
+      limits: readLimits(definition.dispatch?.limits ?? {}, file),
     },
     lease: { ttlMs: leaseTtlMs },
     channels: readChannels(definition.channels ?? {}, secret),
@@ -232,11 +241,38 @@ function embeddedDefault(env: NodeJS.ProcessEnv): ServiceConfig {
       token: env.TOCSIN_TOKEN ?? SANDBOX_CREDENTIALS.apiToken,
       maxBodyBytes: 1024 * 1024,
     },
-    dispatch: { concurrency: 16, sendTimeoutMs: 30_000 },
+    dispatch: { concurrency: 16, sendTimeoutMs: 30_000, limits: { ...DEFAULT_LIMITS } },
     lease: { ttlMs: 15_000 },
     channels: {},
     webhookSecrets: {},
   };
+}
+
+/** WhatsApp's Cloud API: 80 messages per second per number, about one per 6 s to one person. */
+const DEFAULT_LIMITS: Readonly<Record<string, ChannelLimit>> = {
+  whatsapp: { perSecond: 80, recipientGapMs: 6_000 },
+};
+
+function readLimits(
+  limits: NonNullable<NonNullable<ConfigDefinition['dispatch']>['limits']>,
+  file: string,
+): Record<string, ChannelLimit> {
+  const result: Record<string, ChannelLimit> = { ...DEFAULT_LIMITS };
+  for (const [channel, limit] of Object.entries(limits)) {
+    const gap = limit.recipientGap;
+    const gapMs = gap === undefined ? undefined : parseDuration(gap)?.toMillis();
+    if (gap !== undefined && (gapMs === undefined || gapMs > 86_400_000)) {
+      throw new ConfigError(
+        'E_CONFIG_INVALID',
+        `${file}: dispatch.limits.${channel}.recipientGap "${gap}" is not a duration up to a day; write it like 10s`,
+      );
+    }
+    result[channel] = {
+      ...(limit.perSecond === undefined ? {} : { perSecond: limit.perSecond }),
+      ...(gapMs === undefined ? {} : { recipientGapMs: gapMs }),
+    };
+  }
+  return result;
 }
 
 function readChannels(

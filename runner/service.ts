@@ -123,6 +123,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     ...(config.dispatch.reconcileAfterMs === undefined
       ? {}
       : { reconcileDelayMs: config.dispatch.reconcileAfterMs }),
+    limits: config.dispatch.limits,
     onFailed: (messageId, reason) => engine.fallBack(messageId, reason),
   });
 

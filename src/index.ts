@@ -62,9 +62,12 @@ export {
   Dispatcher,
   Engine,
   interpretReply,
+  RateLimits,
 } from './engine/index.js';
 export type {
+  ChannelLimit,
   EngineDeps,
+  FallbackReason,
   IncidentContext,
   ReplyIntent,
   ReplyOutcome,

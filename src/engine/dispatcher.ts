@@ -7,6 +7,8 @@ import { ChannelError } from '../errors.js';
 import { noopLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 import type { IncidentStore, OutboxRecord, SendOutcome } from '../store/index.js';
+import { RateLimits } from './rate-limits.js';
+import type { ChannelLimit } from './rate-limits.js';
 
 /** Why a person is tried on the next channel: the message failed, or its receipt is overdue. */
 export type FallbackReason = 'failed' | 'receipt-overdue';
@@ -32,6 +34,8 @@ export interface DispatcherOptions {
   reconcileDelayMs?: number;
   /** The first retry's pause; each further one doubles it (with jitter). */
   backoffBaseMs?: number;
+  /** Send limits per channel kind: messages per second, and the least gap per recipient. */
+  limits?: Readonly<Record<string, ChannelLimit>>;
 }
 
 const DEFAULT_CONCURRENCY = 16;
@@ -60,6 +64,9 @@ export class Dispatcher {
   private readonly onFailed: DispatcherOptions['onFailed'];
   private readonly reconcileDelayMs: number;
   private readonly backoffBaseMs: number;
+  private readonly limits: RateLimits;
+  /** When a channel at its rate limit has its next token, if rows wait for it. */
+  private limitWakeAt: number | undefined;
   private draining: Promise<void> | undefined;
   private isWakeWanted = false;
   private retryHandle: unknown;
@@ -77,6 +84,7 @@ export class Dispatcher {
     this.onFailed = options.onFailed;
     this.reconcileDelayMs = options.reconcileDelayMs ?? RECONCILE_DELAY_MS;
     this.backoffBaseMs = options.backoffBaseMs ?? BASE_BACKOFF_MS;
+    this.limits = new RateLimits(options.limits ?? {}, this.clock.now().toMillis());
   }
 
   /** Marks rows left in flight by a previous process as unknown; returns how many. */
@@ -136,9 +144,32 @@ export class Dispatcher {
   private async work(): Promise<void> {
     while (!this.isStopped) {
       const now = this.clock.now();
+      const nowMs = now.toMillis();
       const deadline = now.plus({ milliseconds: this.sendTimeoutMs * 2 });
-      const [message] = this.store.claimMessages(1, toIsoUtc(now), toIsoUtc(deadline));
-      if (!message) return;
+      const blocked = this.limits.hasRates ? this.limits.blocked(nowMs) : undefined;
+      const skipping = blocked?.channels ?? [];
+      const [message] = this.store.claimMessages(1, toIsoUtc(now), toIsoUtc(deadline), skipping);
+      if (!message) {
+        // Rows may wait on a channel at its limit: look again when it has a token.
+        if (blocked && skipping.length > 0) {
+          const wakeAt = nowMs + blocked.retryInMs;
+          this.limitWakeAt = Math.min(this.limitWakeAt ?? wakeAt, wakeAt);
+        }
+        return;
+      }
+
+      this.limits.take(message.channel, nowMs);
+      const holdUntil = this.limits.holdUntil(message.channel, message.address, nowMs);
+      if (holdUntil !== undefined) {
+        // Too soon after the last message to this person on this channel: it waits, unsent.
+        this.store.deferClaimed(
+          message.id,
+          toIsoUtc(DateTime.fromMillis(holdUntil)),
+          toIsoUtc(now),
+        );
+        this.log.debug({ messageId: message.id, holdMs: holdUntil - nowMs }, 'message held');
+        continue;
+      }
       await this.sendOne(message);
     }
   }
@@ -319,10 +350,16 @@ export class Dispatcher {
   private armRetry(): void {
     if (this.isStopped) return;
     const next = this.store.nextRetryAt();
+    const limitWakeAt = this.limitWakeAt;
+    this.limitWakeAt = undefined;
     if (this.retryHandle !== undefined) this.clock.clearTimeout(this.retryHandle);
     this.retryHandle = undefined;
-    if (!next) return;
-    this.retryLater(DateTime.fromISO(next).toMillis() - this.clock.now().toMillis());
+    const at = Math.min(
+      next === undefined ? Number.POSITIVE_INFINITY : DateTime.fromISO(next).toMillis(),
+      limitWakeAt ?? Number.POSITIVE_INFINITY,
+    );
+    if (at === Number.POSITIVE_INFINITY) return;
+    this.retryLater(at - this.clock.now().toMillis());
   }
 
   private retryLater(delayMs: number): void {

@@ -10,5 +10,7 @@ export { createEngine, Engine } from './engine.js';
 export type { EngineDeps, StartIncidentRequest, TriggerOutcome } from './engine.js';
 export { createDispatcher, Dispatcher } from './dispatcher.js';
 export type { DispatcherOptions, FallbackReason } from './dispatcher.js';
+export { RateLimits } from './rate-limits.js';
+export type { ChannelLimit } from './rate-limits.js';
 export { interpretReply } from './replies.js';
 export type { ReplyIntent, ReplyOutcome } from './replies.js';

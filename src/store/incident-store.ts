@@ -434,14 +434,23 @@ export class IncidentStore {
 
   /**
    * Moves up to `limit` decided messages to sending, with a deadline, and returns them. Only
-   * claimed rows are sent, so two dispatchers never send the same row.
+   * claimed rows are sent, so two dispatchers never send the same row. Rows of the `skipping`
+   * channels (those at their rate limit) stay where they are.
    */
-  claimMessages(limit: number, now: string, deadline: string): OutboxRecord[] {
+  claimMessages(
+    limit: number,
+    now: string,
+    deadline: string,
+    skipping: readonly string[] = [],
+  ): OutboxRecord[] {
     return this.transaction(() => {
+      const skip =
+        skipping.length === 0 ? '' : `AND channel NOT IN (${skipping.map(() => '?').join(', ')})`;
       const rows = this.all(
         `SELECT * FROM outbox WHERE status = 'decided' AND (not_before IS NULL OR not_before <= ?)
-         ORDER BY id LIMIT ?`,
+         ${skip} ORDER BY id LIMIT ?`,
         now,
+        ...skipping,
         limit,
       );
       for (const row of rows) {
@@ -622,6 +631,21 @@ export class IncidentStore {
       }
       return rows.map((row) => toMessage({ ...row, status: 'unknown' }));
     });
+  }
+
+  /**
+   * Puts a claimed message back, unsent, to go at `notBefore`: it came too soon after the last
+   * message to the same recipient. The claim's attempt is not counted.
+   */
+  deferClaimed(id: number, notBefore: string, now: string): void {
+    this.run(
+      `UPDATE outbox SET status = 'decided', attempts = attempts - 1, send_deadline = NULL,
+         not_before = ?, updated_at = ?
+       WHERE id = ? AND status = 'sending'`,
+      notBefore,
+      now,
+      id,
+    );
   }
 
   /**

@@ -176,6 +176,64 @@ describe('dispatcher', () => {
     expect(channel.sent.map((m) => m.body)).toEqual(['hello a', 'hello b', 'hello c']);
   });
 
+  it('sends no faster than the rate of the provider account', async () => {
+    const channel = recordingChannel();
+    const dispatcher = createDispatcher({
+      store,
+      clock,
+      channels: new Map([['sms', channel]]),
+      limits: { sms: { perSecond: 1 } },
+    });
+
+    dispatcher.wake();
+    await dispatcher.idle();
+    const atStart = channel.sent.length;
+    clock.advanceBy(999);
+    await dispatcher.idle();
+    const justBefore = channel.sent.length;
+    clock.advanceBy(1);
+    await dispatcher.idle();
+    const afterOneSecond = channel.sent.length;
+    clock.advanceBy(1_000);
+    await dispatcher.idle();
+
+    expect([atStart, justBefore, afterOneSecond, channel.sent.length]).toEqual([1, 1, 2, 3]);
+    expect(store.listMessages('inc_1').map((m) => [m.status, m.attempts])).toEqual([
+      ['accepted', 1],
+      ['accepted', 1],
+      ['accepted', 1],
+    ]);
+  });
+
+  it('holds a message to the same person until the gap since the last one has passed', async () => {
+    const channel = recordingChannel();
+    const dispatcher = createDispatcher({
+      store,
+      clock,
+      channels: new Map([['sms', channel]]),
+      limits: { sms: { recipientGapMs: 10_000 } },
+    });
+
+    dispatcher.wake();
+    await dispatcher.idle();
+    const first = channel.sent.map((m) => m.body);
+    const held = store.listMessages('inc_1').map((m) => [m.status, m.notBefore ?? null]);
+    clock.advanceBy(10_000);
+    await dispatcher.idle();
+    clock.advanceBy(10_000);
+    await dispatcher.idle();
+
+    expect(first).toEqual(['hello a']);
+    expect(held).toEqual([
+      ['accepted', null],
+      ['decided', '2026-12-03T09:00:10.000Z'],
+      ['decided', '2026-12-03T09:00:10.000Z'],
+    ]);
+    expect(channel.sent.map((m) => m.body)).toEqual(['hello a', 'hello b', 'hello c']);
+    // Holding back is not a failed attempt.
+    expect(store.listMessages('inc_1').map((m) => m.attempts)).toEqual([1, 1, 1]);
+  });
+
   it('marks messages left in flight by a killed process unknown and never sends them again', async () => {
     store.claimMessages(2, START.toISO() ?? '', START.plus({ minutes: 1 }).toISO() ?? '');
     const channel = recordingChannel();
