@@ -14,6 +14,7 @@ import type {
   ChannelLimit,
   SmtpEmailConfig,
   TwilioSmsConfig,
+  VonageSmsConfig,
   WhatsAppCloudConfig,
 } from '../src/index.js';
 
@@ -30,6 +31,9 @@ export const SANDBOX_CREDENTIALS = {
   whatsappAccessToken: 'sandbox-whatsapp-token',
   whatsappAppSecret: 'sandbox-app-secret',
   whatsappVerifyToken: 'sandbox-verify-token',
+  vonageApiKey: 'sandbox-key',
+  vonageApiSecret: 'sandbox-vonage-secret',
+  vonageFrom: '15005550006',
 } as const;
 
 /** How the service runs, with paths resolved and secrets read. */
@@ -58,11 +62,17 @@ export interface ServiceConfig {
   /** How long the writer lease lasts unless renewed (renewed every third of it). */
   lease: { ttlMs: number };
   channels: {
-    sms?: TwilioSmsConfig;
+    sms?: SmsProviderConfig;
+    /** Tried at once when the first SMS provider is down or refuses the account. */
+    smsFailover?: SmsProviderConfig;
     email?: SmtpEmailConfig;
     whatsapp?: WhatsAppChannelConfig;
   };
 }
+
+/** An SMS provider: Twilio or Vonage. */
+export type SmsProviderConfig =
+  ({ provider: 'twilio' } & TwilioSmsConfig) | ({ provider: 'vonage' } & VonageSmsConfig);
 
 /** The WhatsApp Cloud API channel with the secrets its webhooks need. */
 export type WhatsAppChannelConfig = WhatsAppCloudConfig & {
@@ -73,6 +83,14 @@ export type WhatsAppChannelConfig = WhatsAppCloudConfig & {
 };
 
 type SecretRef = { env: string } | { file: string };
+
+type SmsProviderDefinition =
+  | (Omit<TwilioSmsConfig, 'authToken'> & { provider: 'twilio'; authToken: SecretRef })
+  | (Omit<VonageSmsConfig, 'apiSecret' | 'baseUrl'> & {
+      provider: 'vonage';
+      baseUrl?: string;
+      apiSecret: SecretRef;
+    });
 
 interface ConfigDefinition {
   database?: string;
@@ -96,7 +114,8 @@ interface ConfigDefinition {
   };
   lease?: { ttl?: string };
   channels?: {
-    sms?: Omit<TwilioSmsConfig, 'authToken'> & { provider: 'twilio'; authToken: SecretRef };
+    sms?: SmsProviderDefinition;
+    smsFailover?: SmsProviderDefinition;
     whatsapp?: {
       provider: 'whatsapp-cloud';
       baseUrl?: string;
@@ -280,13 +299,9 @@ function readChannels(
   secret: (ref: SecretRef, where: string) => string,
 ): ServiceConfig['channels'] {
   const result: ServiceConfig['channels'] = {};
-  if (channels.sms) {
-    const { provider: _provider, authToken, ...rest } = channels.sms;
-    result.sms = {
-      ...rest,
-      baseUrl: rest.baseUrl ?? 'https://api.twilio.com',
-      authToken: secret(authToken, 'channels.sms.authToken'),
-    };
+  if (channels.sms) result.sms = readSmsProvider(channels.sms, 'channels.sms', secret);
+  if (channels.smsFailover) {
+    result.smsFailover = readSmsProvider(channels.smsFailover, 'channels.smsFailover', secret);
   }
   if (channels.whatsapp) {
     const whatsapp = channels.whatsapp;
@@ -309,6 +324,27 @@ function readChannels(
     };
   }
   return result;
+}
+
+function readSmsProvider(
+  definition: SmsProviderDefinition,
+  where: string,
+  secret: (ref: SecretRef, where: string) => string,
+): SmsProviderConfig {
+  if (definition.provider === 'vonage') {
+    const { apiSecret, ...rest } = definition;
+    return {
+      ...rest,
+      baseUrl: rest.baseUrl ?? 'https://rest.nexmo.com',
+      apiSecret: secret(apiSecret, `${where}.apiSecret`),
+    };
+  }
+  const { authToken, ...rest } = definition;
+  return {
+    ...rest,
+    baseUrl: rest.baseUrl ?? 'https://api.twilio.com',
+    authToken: secret(authToken, `${where}.authToken`),
+  };
 }
 
 function readSecret(ref: SecretRef, env: NodeJS.ProcessEnv, base: string, where: string): string {

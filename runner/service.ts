@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -9,8 +10,10 @@ import {
   checkAudiences,
   createDispatcher,
   createEngine,
+  createFailoverChannel,
   createSmtpEmailChannel,
   createTwilioSmsChannel,
+  createVonageSmsChannel,
   createWhatsAppCloudChannel,
   IncidentStore,
   loadDirectory,
@@ -22,7 +25,7 @@ import {
 } from '../src/index.js';
 import type { ChannelAdapter, Directory, Engine, LoadedPlaybook, Logger } from '../src/index.js';
 import { SANDBOX_CREDENTIALS } from './config.js';
-import type { ServiceConfig } from './config.js';
+import type { ServiceConfig, SmsProviderConfig } from './config.js';
 import { isDeadHere, leaseHolder } from './lease.js';
 import { findPlaybookFiles } from './load-playbooks.js';
 import { startSandbox } from './sandbox/start-sandbox.js';
@@ -66,18 +69,43 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   // Receipts: Twilio must reach this service. The callback URL is the configured public one,
   // or, for a stand-in on this machine, the service's own address once it listens.
   let publicUrl = config.server.publicUrl;
-  const smsConfig = channelConfig.sms;
-  const wantsReceipts =
-    smsConfig !== undefined && (publicUrl !== undefined || isLoopback(smsConfig.baseUrl));
-  if (smsConfig) {
+  const smsProviders = [channelConfig.sms, channelConfig.smsFailover].filter(
+    (provider): provider is SmsProviderConfig => provider !== undefined,
+  );
+  const receiptsUrl = (provider: SmsProviderConfig, path: string): (() => string | undefined) => {
+    const reachable = publicUrl !== undefined || isLoopback(provider.baseUrl);
+    return () => (reachable && publicUrl ? `${publicUrl}${path}` : undefined);
+  };
+  const twilioConfig = smsProviders.find((provider) => provider.provider === 'twilio');
+  const vonageConfig = smsProviders.find((provider) => provider.provider === 'vonage');
+  // Vonage signs no SMS receipts unless its support enables it: the callback URL carries a
+  // token only this service and Vonage know.
+  const vonageToken =
+    vonageConfig === undefined
+      ? undefined
+      : createHmac('sha256', vonageConfig.apiSecret).update('tocsin-vonage-receipts').digest('hex');
+  if (smsProviders.length > 0) {
     channels.set(
       'sms',
-      createTwilioSmsChannel({
-        ...smsConfig,
-        statusCallback:
-          smsConfig.statusCallback ??
-          (() => (wantsReceipts && publicUrl ? `${publicUrl}/providers/twilio/status` : undefined)),
-      }),
+      createFailoverChannel(
+        smsProviders.map((provider) => {
+          if (provider.provider === 'vonage') {
+            const { provider: _kind, ...rest } = provider;
+            return createVonageSmsChannel({
+              ...rest,
+              callback:
+                rest.callback ??
+                receiptsUrl(provider, `/providers/vonage/status?token=${vonageToken ?? ''}`),
+            });
+          }
+          const { provider: _kind, ...rest } = provider;
+          return createTwilioSmsChannel({
+            ...rest,
+            statusCallback:
+              rest.statusCallback ?? receiptsUrl(provider, '/providers/twilio/status'),
+          });
+        }),
+      ),
     );
   }
   if (channelConfig.email) channels.set('email', createSmtpEmailChannel(channelConfig.email));
@@ -144,9 +172,10 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     maxBodyBytes: config.server.maxBodyBytes,
     webhookSecrets: config.webhookSecrets,
     ...(sandbox ? { recorder: sandbox.recorder } : {}),
-    ...(smsConfig
-      ? { twilio: { authToken: smsConfig.authToken, publicUrl: () => publicUrl ?? '' } }
+    ...(twilioConfig?.provider === 'twilio'
+      ? { twilio: { authToken: twilioConfig.authToken, publicUrl: () => publicUrl ?? '' } }
       : {}),
+    ...(vonageToken === undefined ? {} : { vonage: { token: vonageToken } }),
     ...(whatsappConfig
       ? {
           whatsapp: {
@@ -326,10 +355,18 @@ function toSandboxChannels(sandbox: Sandbox): ServiceConfig['channels'] {
       verifyToken: SANDBOX_CREDENTIALS.whatsappVerifyToken,
     },
     sms: {
+      provider: 'twilio',
       baseUrl: sandbox.httpUrl,
       accountSid: SANDBOX_CREDENTIALS.accountSid,
       authToken: SANDBOX_CREDENTIALS.authToken,
       from: SANDBOX_CREDENTIALS.from,
+    },
+    smsFailover: {
+      provider: 'vonage',
+      baseUrl: sandbox.httpUrl,
+      apiKey: SANDBOX_CREDENTIALS.vonageApiKey,
+      apiSecret: SANDBOX_CREDENTIALS.vonageApiSecret,
+      from: SANDBOX_CREDENTIALS.vonageFrom,
     },
     email: {
       host: sandbox.smtp.host,

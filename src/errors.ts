@@ -145,6 +145,13 @@ export class ChannelError extends TocsinError {
    * may have taken the message. Sending it again could send it twice.
    */
   readonly ambiguous: boolean;
+  /**
+   * Whom a permanent failure concerns: this recipient (an invalid or opted-out number: try the
+   * person's next channel), or the channel itself (bad credentials, a suspended account: every
+   * message on it will fail until someone fixes the account). Undefined for retryable failures
+   * and for faults of this one message.
+   */
+  readonly scope: 'recipient' | 'channel' | undefined;
 
   constructor(
     code: ErrorCode,
@@ -155,12 +162,14 @@ export class ChannelError extends TocsinError {
       status?: number;
       retryAfterMs?: number;
       ambiguous?: boolean;
+      scope?: 'recipient' | 'channel';
       cause?: unknown;
     },
   ) {
     super(code, message, details.cause === undefined ? {} : { cause: details.cause });
     this.retryable = details.retryable;
     this.ambiguous = details.ambiguous ?? false;
+    this.scope = details.scope;
     this.providerCode = details.providerCode;
     this.status = details.status;
     this.retryAfterMs = details.retryAfterMs;

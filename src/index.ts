@@ -26,8 +26,10 @@ export type { AlertmanagerPayload, VariableValues, WebhookSource } from './trigg
 
 // channels
 export {
+  createFailoverChannel,
   createSmtpEmailChannel,
   createTwilioSmsChannel,
+  createVonageSmsChannel,
   createWhatsAppCloudChannel,
   isTwilioSignatureValid,
   readTwilioForm,
@@ -40,6 +42,7 @@ export type {
   SmtpEmailConfig,
   TwilioParams,
   TwilioSmsConfig,
+  VonageSmsConfig,
   WhatsAppCloudConfig,
 } from './channels/index.js';
 

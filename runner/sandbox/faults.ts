@@ -32,7 +32,7 @@ export type RefusalKind = 'throttle' | 'server-error' | 'unavailable';
 
 /** How a provider says it will not take a call: status, error body, extra headers. */
 export interface FaultAnswer {
-  status: 429 | 400 | 500 | 503;
+  status: 200 | 429 | 400 | 500 | 503;
   body: Record<string, unknown>;
   headers?: Record<string, string>;
 }

@@ -2,7 +2,7 @@
 export interface ReceivedMessage {
   seq: number;
   channel: 'sms' | 'email' | 'whatsapp';
-  provider: 'twilio' | 'smtp' | 'whatsapp-cloud';
+  provider: 'twilio' | 'vonage' | 'smtp' | 'whatsapp-cloud';
   providerId: string;
   to: string;
   from: string;

@@ -11,6 +11,7 @@ import { MessageRecorder } from './recorder.js';
 import { startSmtpStandIn } from './smtp-stand-in.js';
 import { createTwilioStandIn } from './twilio-stand-in.js';
 import type { ReceiptFault } from './twilio-stand-in.js';
+import { createVonageStandIn, vonageError } from './vonage-stand-in.js';
 import { createWhatsAppStandIn } from './whatsapp-stand-in.js';
 
 /** The running stand-ins and how to reach them. */
@@ -23,7 +24,7 @@ export interface Sandbox {
   whatsappWebhook: { url?: string };
   /** What the fault injector did so far, per kind (all zero without faults). */
   faults: {
-    sends: Record<'twilio' | 'whatsapp', FaultCounts>;
+    sends: Record<'twilio' | 'vonage' | 'whatsapp', FaultCounts>;
     receipts: Record<ReceiptFault, number>;
   };
   close(): Promise<void>;
@@ -35,7 +36,10 @@ export interface SandboxFaults extends FaultOptions {
   receiptRate?: number;
 }
 
-/** Starts the provider stand-ins: Twilio's Messages API over HTTP, and an SMTP server. */
+/**
+ * Starts the provider stand-ins: Twilio's Messages API, the Vonage SMS API and WhatsApp's Cloud
+ * API over one HTTP server, and an SMTP server.
+ */
 export async function startSandbox(
   options: { host?: string; port?: number; smtpPort?: number; faults?: SandboxFaults } = {},
 ): Promise<Sandbox> {
@@ -47,6 +51,10 @@ export async function startSandbox(
   const whatsappFaults = injectFaults(
     { ...faultOptions, seed: faultOptions.seed + 1 },
     graphRefusal,
+  );
+  const vonageFaults = injectFaults(
+    { ...faultOptions, seed: faultOptions.seed + 2 },
+    vonageRefusal,
   );
   const receipts = pickReceiptFaults(options.faults);
   const smtp = await startSmtpStandIn({
@@ -63,6 +71,15 @@ export async function startSandbox(
       authToken: SANDBOX_CREDENTIALS.authToken,
       recorder,
       ...(options.faults ? { faults: twilioFaults.middleware, receiptFault: receipts.pick } : {}),
+    }),
+  );
+  app.route(
+    '/',
+    createVonageStandIn({
+      apiKey: SANDBOX_CREDENTIALS.vonageApiKey,
+      apiSecret: SANDBOX_CREDENTIALS.vonageApiSecret,
+      recorder,
+      ...(options.faults ? { faults: vonageFaults.middleware } : {}),
     }),
   );
   const whatsappWebhook: { url?: string } = {};
@@ -82,7 +99,11 @@ export async function startSandbox(
   );
   app.get('/sandbox/messages', (c) => c.json({ messages: recorder.list() }));
   const faults = {
-    sends: { twilio: twilioFaults.counts, whatsapp: whatsappFaults.counts },
+    sends: {
+      twilio: twilioFaults.counts,
+      vonage: vonageFaults.counts,
+      whatsapp: whatsappFaults.counts,
+    },
     receipts: receipts.counts,
   };
   app.get('/sandbox/faults', (c) => c.json(faults));
@@ -117,6 +138,17 @@ function twilioRefusal(kind: RefusalKind): FaultAnswer {
         : ([503, 20503, 'Service Unavailable'] as const);
   const body = { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status };
   return { status, body, ...(kind === 'throttle' ? { headers: { 'retry-after': '1' } } : {}) };
+}
+
+/**
+ * Vonage's refusals: throttled (status 1) and internal error (5) inside a 200, as Vonage
+ * answers them; a gateway's 503 in front of it.
+ */
+function vonageRefusal(kind: RefusalKind): FaultAnswer {
+  if (kind === 'throttle')
+    return { status: 200, body: vonageError('1', 'Throughput Rate Exceeded') };
+  if (kind === 'server-error') return { status: 200, body: vonageError('5', 'Internal Error') };
+  return { status: 503, body: { error: 'Service Unavailable' } };
 }
 
 /** Meta's refusals in the Graph envelope: 130429 throughput (400), 131000 (500), 131016 (503). */

@@ -40,6 +40,8 @@ export interface AppDeps {
    * which the signature covers. Without it, `/providers/twilio/*` answers 404.
    */
   twilio?: { authToken: string; publicUrl: () => string };
+  /** Vonage's delivery receipts: the token their callback URL carries. */
+  vonage?: { token: string };
   /** WhatsApp's webhooks: the app secret that signs them, and the URL verification token. */
   whatsapp?: { appSecret: string; verifyToken: string };
 }
@@ -161,6 +163,34 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const message = result.answer ? `<Message>${escapeXml(result.answer)}</Message>` : '';
       return c.body(`<?xml version="1.0" encoding="UTF-8"?><Response>${message}</Response>`);
     });
+  }
+
+  if (deps.vonage) {
+    const vonage = deps.vonage;
+    // Delivery receipts, one per part: a GET with a query, or a POST of JSON or a form.
+    app.on(
+      ['GET', 'POST'],
+      '/providers/vonage/status',
+      jsonBodyLimit(deps.maxBodyBytes),
+      async (c) => {
+        if (!safeEqual(c.req.query('token') ?? '', vonage.token)) {
+          throw new HttpError(
+            403,
+            'the receipt URL token does not match; use the callback URL Tocsin sends',
+          );
+        }
+        const params = c.req.method === 'GET' ? c.req.query() : await readVonageBody(c);
+        const receipt = toVonageReceipt(params, deps.store);
+        if (!receipt) return c.body(null, 204);
+        const messageId = deps.store.recordReceipt(receipt);
+        if (messageId !== undefined && receipt.status === 'failed') deps.engine.fallBack(messageId);
+        c.get('log').info(
+          { provider: 'vonage', status: receipt.status, errorCode: receipt.errorCode, messageId },
+          messageId === undefined ? 'receipt for no message awaiting one' : 'delivery receipt',
+        );
+        return c.body(null, 204);
+      },
+    );
   }
 
   app.post('/hooks/:source', jsonBodyLimit(deps.maxBodyBytes), async (c) => {
@@ -417,6 +447,52 @@ function toTwilioReceipt(params: Record<string, string | string[]>): DeliveryRec
   };
   const errorCode = field('ErrorCode');
   if (errorCode) receipt.errorCode = errorCode;
+  return receipt;
+}
+
+async function readVonageBody(c: Context<Env>): Promise<Record<string, string>> {
+  const type = c.req.header('content-type') ?? '';
+  if (type.startsWith('application/x-www-form-urlencoded')) {
+    return Object.fromEntries(new URLSearchParams(await c.req.text()));
+  }
+  const value = await readJson(c);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new HttpError(422, 'a Vonage receipt is a JSON object');
+  }
+  return Object.fromEntries(
+    Object.entries(value as Record<string, unknown>).map(([key, field]) => [key, String(field)]),
+  );
+}
+
+/**
+ * A Vonage receipt as a delivery receipt, or undefined for states that change nothing
+ * (accepted, buffered, unknown). Every part's receipt names the outbox row by `client-ref`.
+ */
+function toVonageReceipt(
+  params: Record<string, string>,
+  store: IncidentStore,
+): DeliveryReceipt | undefined {
+  const state = params.status;
+  const partId = params.messageId;
+  if (!state || !partId) throw new HttpError(422, 'a Vonage receipt needs status and messageId');
+  const status =
+    state === 'delivered'
+      ? 'delivered'
+      : state === 'failed' || state === 'rejected' || state === 'expired'
+        ? 'failed'
+        : undefined;
+  if (!status) return undefined;
+  const ref = Number(params['client-ref']);
+  const row = Number.isSafeInteger(ref) ? store.getMessage(ref) : undefined;
+  const receipt: DeliveryReceipt = {
+    provider: 'vonage',
+    providerId: row?.providerId ?? partId,
+    status,
+    providerStatus: state,
+    at: new Date().toISOString(),
+  };
+  const errorCode = params['err-code'];
+  if (errorCode && errorCode !== '0') receipt.errorCode = errorCode;
   return receipt;
 }
 

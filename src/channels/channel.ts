@@ -13,6 +13,8 @@ export interface OutgoingMessage {
 /** What a provider said when it took a message. */
 export interface SendReceipt {
   providerId: string;
+  /** Which provider took it, where a channel has several (failover); the channel's otherwise. */
+  provider?: string;
   /** The provider will report delivery (a status callback or webhook) for this message. */
   receiptExpected?: boolean;
 }

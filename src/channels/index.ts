@@ -7,3 +7,6 @@ export { isTwilioSignatureValid, readTwilioForm, twilioSignature } from './twili
 export type { TwilioParams } from './twilio-signature.js';
 export { createWhatsAppCloudChannel } from './whatsapp-cloud.js';
 export type { WhatsAppCloudConfig } from './whatsapp-cloud.js';
+export { createVonageSmsChannel } from './vonage-sms.js';
+export type { VonageSmsConfig } from './vonage-sms.js';
+export { createFailoverChannel } from './failover.js';

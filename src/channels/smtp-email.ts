@@ -47,14 +47,23 @@ export function createSmtpEmailChannel(config: SmtpEmailConfig): ChannelAdapter 
       });
       return { providerId: String(info.messageId) };
     } catch (cause) {
-      const responseCode = (cause as { responseCode?: number }).responseCode;
+      const { responseCode, command } = cause as { responseCode?: number; command?: string };
       // RFC 5321: 4yz replies are transient, 5yz permanent; no reply at all means a network fault.
       const retryable = responseCode === undefined || responseCode < 500;
-      const details: { retryable: boolean; cause: unknown; providerCode?: string } = {
-        retryable,
-        cause,
-      };
+      const details: {
+        retryable: boolean;
+        cause: unknown;
+        providerCode?: string;
+        scope?: 'recipient' | 'channel';
+      } = { retryable, cause };
       if (responseCode !== undefined) details.providerCode = String(responseCode);
+      // A refused login (530, 534, 535) fails every message; a refused RCPT TO, this address.
+      if (
+        !retryable &&
+        (command?.startsWith('AUTH') || [530, 534, 535].includes(responseCode ?? 0))
+      )
+        details.scope = 'channel';
+      else if (!retryable && command === 'RCPT TO') details.scope = 'recipient';
       throw new ChannelError(
         retryable ? 'E_CHANNEL_UNAVAILABLE' : 'E_CHANNEL_REJECTED',
         `SMTP server ${config.host}:${config.port} ${responseCode === undefined ? 'could not be reached' : `answered ${responseCode}`}`,

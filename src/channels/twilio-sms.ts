@@ -21,6 +21,8 @@ export interface TwilioSmsConfig {
 const RETRYABLE_CODES = new Set([20429, 20500, 20503]);
 // Codes that say the account or sender is wrong: no message on this channel can succeed.
 const CHANNEL_CODES = new Set([20003, 20005, 21606, 21608, 30002]);
+// Codes about the number: invalid, unreachable, a landline, opted out, a region not enabled.
+const RECIPIENT_CODES = new Set([21211, 21408, 21610, 21612, 21614, 21635]);
 
 /**
  * SMS over Twilio Programmable Messaging: a form POST to
@@ -159,8 +161,12 @@ function toChannelError(status: number, text: string, retryAfter: unknown): Chan
     providerCode?: string;
     retryAfterMs?: number;
     ambiguous: boolean;
+    scope?: 'recipient' | 'channel';
   } = { retryable, status, ambiguous };
   if (providerCode !== undefined) details.providerCode = providerCode;
+  if (!retryable && forChannel) details.scope = 'channel';
+  else if (!retryable && numeric !== undefined && RECIPIENT_CODES.has(numeric))
+    details.scope = 'recipient';
   // Retry-After is seconds (or an HTTP date, which Twilio does not send).
   const seconds = typeof retryAfter === 'string' ? Number(retryAfter) : Number.NaN;
   if (Number.isFinite(seconds) && seconds >= 0)

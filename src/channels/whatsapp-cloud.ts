@@ -32,6 +32,9 @@ interface WhatsAppBody {
 const RETRYABLE_CODES = new Set([4, 80007, 130429, 131000, 131016, 131056]);
 const CHANNEL_CODES = new Set([0, 3, 10, 190, 368, 131031]);
 const WINDOW_CLOSED = 131047;
+// Codes about the person: not on WhatsApp or cannot take the message, window closed, opted out
+// of marketing, held back by Meta's per-user limit.
+const RECIPIENT_CODES = new Set([131026, 131047, 131049, 131050, 1013]);
 
 /**
  * WhatsApp over the Cloud API: a JSON POST to `{baseUrl}/{version}/{phone-number-id}/messages`
@@ -173,11 +176,16 @@ function toChannelError(status: number, text: string): ChannelError {
     status === 401 ||
     status === 403 ||
     (code !== undefined && (CHANNEL_CODES.has(code) || (code >= 200 && code <= 299)));
-  const details: { retryable: boolean; status: number; providerCode?: string } = {
-    retryable,
-    status,
-  };
+  const details: {
+    retryable: boolean;
+    status: number;
+    providerCode?: string;
+    scope?: 'recipient' | 'channel';
+  } = { retryable, status };
   if (code !== undefined) details.providerCode = String(code);
+  if (!retryable && forChannel) details.scope = 'channel';
+  else if (!retryable && code !== undefined && RECIPIENT_CODES.has(code))
+    details.scope = 'recipient';
   const scope = retryable
     ? 'asked to retry'
     : forChannel

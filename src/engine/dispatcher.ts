@@ -196,6 +196,7 @@ export class Dispatcher {
         outcome = {
           status: 'accepted',
           providerId: receipt.providerId,
+          provider: receipt.provider ?? channel.provider,
           receiptExpected: receipt.receiptExpected ?? false,
         };
       } catch (error) {
@@ -208,7 +209,13 @@ export class Dispatcher {
 
     const final = this.store.recordOutcome(message.id, outcome, toIsoUtc(this.clock.now()));
     const durationMs = this.clock.now().toMillis() - started.toMillis();
-    const fields = { errorCode: outcome.errorCode, attempts: message.attempts, durationMs };
+    const fields = {
+      errorCode: outcome.errorCode,
+      attempts: message.attempts,
+      durationMs,
+      ...(outcome.provider === undefined ? {} : { provider: outcome.provider }),
+      ...(outcome.failureScope === undefined ? {} : { failureScope: outcome.failureScope }),
+    };
     if (outcome.status === 'accepted') log.debug(fields, 'message sent');
     else if (outcome.status === 'decided') log.warn(fields, 'channel send failed, retrying');
     else if (outcome.status === 'unknown') log.error(fields, 'message outcome unknown, not resent');
@@ -294,6 +301,7 @@ export class Dispatcher {
           return {
             status: 'accepted',
             providerId: match.providerId,
+            provider: match.provider ?? channel.provider,
             receiptExpected: match.receiptExpected ?? false,
             reconciled: true,
           };
@@ -332,7 +340,13 @@ export class Dispatcher {
     const errorMessage = error instanceof Error ? error.message : 'send failed';
     const retryable = !isChannelError || error.retryable;
     if (!retryable || message.attempts >= this.maxAttempts) {
-      return { status: 'failed', errorCode, errorMessage };
+      const scope = isChannelError ? error.scope : undefined;
+      return {
+        status: 'failed',
+        errorCode,
+        errorMessage,
+        ...(scope === undefined ? {} : { failureScope: scope }),
+      };
     }
     // Exponential backoff with full jitter, so a provider that throttled is not hit in step.
     const ceiling = this.backoffBaseMs * 2 ** (message.attempts - 1);

@@ -86,6 +86,10 @@ export interface SendOutcome {
   /** `unknown`: the provider may have taken it and cannot be asked; never sent again. */
   status: 'accepted' | 'failed' | 'decided' | 'unknown';
   providerId?: string;
+  /** The provider that took it, or that refused it. */
+  provider?: string;
+  /** Whom a permanent failure concerns: the recipient, or the whole channel. */
+  failureScope?: 'recipient' | 'channel';
   errorCode?: string;
   errorMessage?: string;
   /** For a retry (`decided` again): not before this instant. */

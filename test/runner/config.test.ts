@@ -52,16 +52,28 @@ database: state/tocsin.db
 server: { token: { env: API_TOKEN } }
 channels:
   sms: { provider: twilio, accountSid: AC0123456789abcdef0123456789abcdef, authToken: { env: TWILIO_TOKEN }, from: '+15005550006' }
+  smsFailover: { provider: vonage, apiKey: abcd1234, apiSecret: { env: VONAGE_SECRET }, from: Tocsin }
   email: { provider: smtp, host: smtp.example.net, password: { file: smtp-password }, user: u, from: a@example.net }
 `);
 
-    const config = await loadServiceConfig(file, { API_TOKEN: 'api', TWILIO_TOKEN: 'twilio' });
+    const config = await loadServiceConfig(file, {
+      API_TOKEN: 'api',
+      TWILIO_TOKEN: 'twilio',
+      VONAGE_SECRET: 'vonage',
+    });
 
     expect(config.database).toBe(path.join(dir, 'state', 'tocsin.db'));
     expect(config.server.token).toBe('api');
     expect(config.channels.sms).toMatchObject({
       authToken: 'twilio',
       baseUrl: 'https://api.twilio.com',
+    });
+    expect(config.channels.smsFailover).toEqual({
+      provider: 'vonage',
+      apiKey: 'abcd1234',
+      apiSecret: 'vonage',
+      from: 'Tocsin',
+      baseUrl: 'https://rest.nexmo.com',
     });
     expect(config.channels.email).toMatchObject({ password: 'hunter2', port: 587, secure: false });
   });
