@@ -11,6 +11,8 @@ export const ERROR_CODES = {
   E_PLAYBOOK_READ: 'a playbook, directory or config file cannot be read',
   E_PLAYBOOK_SCHEMA: 'a document breaks its JSON Schema',
   E_PLAYBOOK_DUPLICATE_KEY: 'a mapping has the same key twice',
+  E_PLAYBOOK_TOO_LARGE: 'a YAML file is larger than 1 MiB',
+  E_PLAYBOOK_TOO_MANY_ALIASES: 'YAML aliases expand past the limit that stops alias bombs',
   E_PLAYBOOK_UNKNOWN_AUDIENCE: 'a stage or message names an audience that is not declared',
   E_PLAYBOOK_UNKNOWN_STAGE: 'a message names a stage that is not declared',
   E_PLAYBOOK_UNKNOWN_VARIABLE: 'a trigger or template uses a variable that is not declared',

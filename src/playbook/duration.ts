@@ -9,6 +9,9 @@ const SHORT_FORM = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/;
 export function parseDuration(text: string): Duration | undefined {
   const trimmed = text.trim();
   if (trimmed.startsWith('P')) {
+    // ISO 8601 wants at least one number, but luxon reads a bare P or PT as zero: a PT15M cut
+    // short would fire at once.
+    if (!/\d/.test(trimmed)) return undefined;
     const iso = Duration.fromISO(trimmed);
     return iso.isValid ? iso : undefined;
   }

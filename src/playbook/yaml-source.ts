@@ -1,11 +1,28 @@
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
-import type { Document, Node, Pair } from 'yaml';
+import {
+  isAlias,
+  isCollection,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+} from 'yaml';
+import type { Alias, Document, Node, Pair } from 'yaml';
 
 import { PlaybookSyntaxError } from '../errors.js';
 import type { Problem, SourceLocation } from '../errors.js';
 
 /** Largest YAML document Tocsin reads; a playbook is far smaller. */
 export const MAX_SOURCE_BYTES = 1024 * 1024;
+
+/**
+ * How many values aliases may expand to, as the `yaml` package counts them (`maxAliasCount`):
+ * each use of an anchor counts the aliases nested inside it. A playbook needs a handful; nine
+ * nested levels of ten aliases (an alias bomb, "billion laughs") would build 10^9 values.
+ */
+const MAX_ALIAS_EXPANSIONS = 100;
 
 /** A parsed YAML file that keeps its document, so any value can be traced to `file:line:col`. */
 export interface YamlSource {
@@ -20,16 +37,18 @@ export interface YamlSource {
 export type PathSegments = readonly (string | number)[];
 
 /**
- * Parses YAML text, keeping node positions. Duplicate keys and alias expansion beyond a small
- * budget (alias bombs) are syntax errors.
+ * Parses YAML text, keeping node positions. Files over 1 MiB, duplicate keys and alias
+ * expansion beyond a small budget (alias bombs) are syntax errors.
  *
- * @throws PlaybookSyntaxError with code E_PLAYBOOK_SYNTAX or E_PLAYBOOK_DUPLICATE_KEY
+ * @throws PlaybookSyntaxError with code E_PLAYBOOK_SYNTAX, E_PLAYBOOK_DUPLICATE_KEY,
+ *   E_PLAYBOOK_TOO_LARGE or E_PLAYBOOK_TOO_MANY_ALIASES
  */
 export function parseYamlSource(text: string, file: string): YamlSource {
-  if (Buffer.byteLength(text) > MAX_SOURCE_BYTES) {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_SOURCE_BYTES) {
     throw new PlaybookSyntaxError(
-      'E_PLAYBOOK_SYNTAX',
-      `${file}:1:1 the file is larger than ${MAX_SOURCE_BYTES} bytes; split it or remove unused parts`,
+      'E_PLAYBOOK_TOO_LARGE',
+      `${file}:1:1 the file has ${bytes} bytes, more than the limit of ${MAX_SOURCE_BYTES} (1 MiB); split it into smaller files or remove what is not needed`,
       { location: { file, line: 1, col: 1 } },
     );
   }
@@ -53,10 +72,10 @@ export function parseYamlSource(text: string, file: string): YamlSource {
   }
 
   try {
-    const value: unknown = document.toJS({ maxAliasCount: 100 });
+    const value: unknown = document.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS });
     return { file, text, value, document, lines };
   } catch (cause) {
-    // Only a broken document gets the walk that finds which alias has no anchor.
+    // Only a broken document gets the walks that find which alias is at fault.
     const unresolved = findUnresolvedAlias(document);
     if (unresolved) {
       const location = toLocation(file, lines, unresolved.offset);
@@ -66,10 +85,12 @@ export function parseYamlSource(text: string, file: string): YamlSource {
         { location, cause },
       );
     }
-    const location = { file, line: 1, col: 1 };
+    const bomb = findAliasBomb(document);
+    const location = toLocation(file, lines, bomb?.range?.[0] ?? 0);
+    const alias = bomb ? `alias "*${bomb.source}"` : 'an alias';
     throw new PlaybookSyntaxError(
-      'E_PLAYBOOK_SYNTAX',
-      `${formatLocation(location)} the document expands too many aliases; write the values out`,
+      'E_PLAYBOOK_TOO_MANY_ALIASES',
+      `${formatLocation(location)} ${alias} takes the document past ${MAX_ALIAS_EXPANSIONS} alias expansions, the limit that stops alias bombs; write the repeated values out or nest fewer aliases`,
       { location, cause },
     );
   }
@@ -139,11 +160,63 @@ export function toPathSegments(pointer: string): (string | number)[] {
 function findUnresolvedAlias(
   document: Document.Parsed,
 ): { name: string; offset: number } | undefined {
+  // One walk instead of alias.resolve(), which walks the whole document again for every alias.
+  const anchors = new Set<string>();
   let found: { name: string; offset: number } | undefined;
   visit(document, {
-    Alias(_key, alias) {
-      if (alias.resolve(document) !== undefined) return undefined;
-      found = { name: alias.source, offset: alias.range?.[0] ?? 0 };
+    Node(_key, node) {
+      if (!isAlias(node)) {
+        if (node.anchor) anchors.add(node.anchor);
+        return undefined;
+      }
+      if (anchors.has(node.source)) return undefined;
+      found = { name: node.source, offset: node.range?.[0] ?? 0 };
+      return visit.BREAK;
+    },
+  });
+  return found;
+}
+
+/**
+ * The alias at which `document.toJS({ maxAliasCount })` gives up, found by repeating its count
+ * (`Alias.resolve` in the `yaml` package): every anchor starts at one use, each alias adds one,
+ * and a use costs the most expansions of any alias nested in the anchored value. Both walk the
+ * document in the same order, so the first alias over the budget here is the one that threw.
+ */
+function findAliasBomb(document: Document.Parsed): Alias | undefined {
+  const newest = new Map<string, Node>();
+  const targets = new Map<Alias, Node>();
+  const uses = new Map<Node, { count: number; cost: number }>();
+  const costOf = (node: unknown): number => {
+    if (isAlias(node)) {
+      const target = targets.get(node);
+      const use = target && uses.get(target);
+      return use ? use.count * use.cost : 0;
+    }
+    if (isCollection(node))
+      return node.items.reduce((most: number, item) => Math.max(most, costOf(item)), 0);
+    if (isPair(node)) return Math.max(costOf(node.key), costOf(node.value));
+    return 1;
+  };
+
+  let found: Alias | undefined;
+  visit(document, {
+    Node(_key, node) {
+      if (!isAlias(node)) {
+        if (node.anchor) {
+          newest.set(node.anchor, node);
+          uses.set(node, { count: 1, cost: 0 });
+        }
+        return undefined;
+      }
+      const target = newest.get(node.source);
+      const use = target && uses.get(target);
+      if (!target || !use) return undefined;
+      targets.set(node, target);
+      use.count += 1;
+      if (use.cost === 0) use.cost = costOf(target);
+      if (use.count * use.cost <= MAX_ALIAS_EXPANSIONS) return undefined;
+      found = node;
       return visit.BREAK;
     },
   });

@@ -61,6 +61,11 @@ const CASES: InvalidCase[] = [
   ['ack-timeout-after-escalation.yaml', 'E_PLAYBOOK_ACK_TIMEOUT', 28, 17],
   ['ack-timeout-on-closing-stage.yaml', 'E_PLAYBOOK_ACK_TIMEOUT', 35, 5],
   ['ack-timed-out-without-timeout.yaml', 'E_PLAYBOOK_UNREACHABLE_STAGE', 37, 9],
+  // yaml counts 10 uses of &l2, each worth 11 values, at the ninth *l2: past the limit of 100.
+  ['alias-bomb.yaml', 'E_PLAYBOOK_TOO_MANY_ALIASES', 26, 56],
+  // Templates are checked in every locale, not only in the playbook's main one.
+  ['unknown-variable-in-locale.yaml', 'E_PLAYBOOK_UNKNOWN_VARIABLE', 43, 42],
+  ['liquid-syntax-in-locale.yaml', 'E_TEMPLATE_SYNTAX', 54, 24],
 ];
 
 /**
@@ -94,6 +99,32 @@ describe('validatePlaybookText', () => {
       .sort();
 
     expect(listed).toEqual(onDisk);
+  });
+
+  it('reports a file over 1 MiB at 1:1, with its size and the limit', () => {
+    const text = `${readFixture(VALID_MINIMAL)}# ${'x'.repeat(1024 * 1024)}\n`;
+    const bytes = Buffer.byteLength(text);
+
+    const problems = validatePlaybookText(text, 'large.yaml');
+
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatchObject({
+      code: 'E_PLAYBOOK_TOO_LARGE',
+      location: { file: 'large.yaml', line: 1, col: 1 },
+    });
+    expect(problems[0]?.message).toContain(`${bytes} bytes`);
+    expect(problems[0]?.message).toContain('1048576');
+  });
+
+  it('accepts a file of exactly 1 MiB', () => {
+    const minimal = readFixture(VALID_MINIMAL);
+    const padding = 1024 * 1024 - Buffer.byteLength(minimal) - '# \n'.length;
+    const text = `${minimal}# ${'x'.repeat(padding)}\n`;
+
+    const problems = validatePlaybookText(text, 'exactly-1-mib.yaml');
+
+    expect(Buffer.byteLength(text)).toBe(1024 * 1024);
+    expect(problems).toEqual([]);
   });
 
   // Regression: an alias without an anchor was reported as "too many aliases" at 1:1.
@@ -166,6 +197,19 @@ describe('parsePlaybook', () => {
     expect(error).toBeInstanceOf(PlaybookValidationError);
     const problems = (error as PlaybookValidationError).problems;
     expect(problems.map((problem) => problem.code)).toEqual(['E_PLAYBOOK_UNKNOWN_AUDIENCE']);
+  });
+});
+
+describe('stage offsets', () => {
+  it('reads an ISO 8601 duration such as PT15M as 15 minutes', () => {
+    const text = readFixture(VALID_MINIMAL).replace('    after: 15m\n', '    after: PT15M\n');
+
+    const playbook = parsePlaybook(text, 'iso-offset.yaml');
+
+    const escalate = playbook.stages.find((stage) => stage.id === 'escalate');
+    expect(text).toContain('after: PT15M');
+    expect(escalate?.kind).toBe('timed');
+    expect(escalate?.kind === 'timed' ? escalate.after.toMillis() : undefined).toBe(15 * 60_000);
   });
 });
 

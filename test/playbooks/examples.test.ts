@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { DateTime, Duration } from 'luxon';
@@ -38,6 +38,8 @@ const EXPECTED_TIMELINES: Record<string, string[]> = {
   ],
 };
 const files = readdirSync(path.join(ROOT, 'playbooks')).filter((name) => name.endsWith('.yaml'));
+const SCHEMA = path.join(ROOT, 'schemas/playbook.schema.json');
+const FIXTURES = 'test/fixtures/playbooks';
 
 describe('example playbooks', () => {
   it('are at least three, each with a trigger and an expected timeline here', () => {
@@ -114,3 +116,32 @@ describe('example playbooks', () => {
     expect(staff.every((message) => message.channel === 'sms')).toBe(true);
   });
 });
+
+// Editors (the YAML language server) find the schema through a playbook's first line.
+describe('schema lines', () => {
+  it.each(files)('playbooks/%s opens with a schema line that finds the playbook schema', (file) => {
+    const target = schemaOnFirstLine(`playbooks/${file}`);
+
+    expect(existsSync(SCHEMA)).toBe(true);
+    expect(target).toBe(SCHEMA);
+  });
+
+  it('gives every fixture playbook that names the schema a path that finds it', () => {
+    const named = readdirSync(path.join(ROOT, FIXTURES))
+      .filter((name) => name.endsWith('.yaml'))
+      .map((name) => `${FIXTURES}/${name}`)
+      .filter((file) => readFileSync(path.join(ROOT, file), 'utf8').includes('$schema='));
+
+    const wrong = named.filter((file) => schemaOnFirstLine(file) !== SCHEMA);
+
+    expect(named.length).toBeGreaterThan(0);
+    expect(wrong).toEqual([]);
+  });
+});
+
+/** The file a `# yaml-language-server: $schema=<path>` first line points at, resolved. */
+function schemaOnFirstLine(file: string): string | undefined {
+  const firstLine = readFileSync(path.join(ROOT, file), 'utf8').split('\n')[0] ?? '';
+  const target = /^# yaml-language-server: \$schema=(\S+)$/.exec(firstLine)?.[1];
+  return target === undefined ? undefined : path.resolve(ROOT, path.dirname(file), target);
+}
