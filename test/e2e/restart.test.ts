@@ -262,6 +262,122 @@ describe('tocsin CLI on the database while the service is down', () => {
   });
 });
 
+describe('tocsin trigger, approve and cancel with --db while the service is down', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  interface View {
+    id: string;
+    status: string;
+    createdBy: string;
+    awaitingApproval: { stageId: string; approvedBy: string[] }[];
+    messages: { stageId: string; personId: string; status: string }[];
+  }
+
+  /** Runs a command that must succeed and returns the incident view it printed. */
+  async function act(args: string[]): Promise<View> {
+    const result = await runToExit(args);
+    expect(result.code, result.output).toBe(0);
+    return JSON.parse(result.output) as View;
+  }
+
+  const stagesOf = (view: View): string[] =>
+    [...new Set(view.messages.map((message) => message.stageId))].sort();
+
+  it('declares, approves and cancels on the file, and the next serve sends what they decided, once', async () => {
+    const sandbox = await startSandboxProcess();
+    cleanups.push(() => sandbox.process.stop());
+    const { dir, config } = writeServeConfig(
+      sandbox.info,
+      'test/fixtures/playbooks/e2e-approval.yaml',
+    );
+    cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+    const db = path.join(dir, 'tocsin.db');
+    const first = await startServe(config, ENV);
+    cleanups.push(() => first.process.stop());
+    const onFile = ['--db', db, '--config', config];
+    const declare = ['trigger', 'e2e-approval', '--by', 'frieda', '--var', 'system=FS-09'];
+
+    const refused = await runToExit([...declare, ...onFile]);
+    expect(refused.code).toBe(2);
+    expect(refused.output).toContain('is running on');
+    await first.process.stop('SIGTERM');
+
+    // Declared on the file: the crisis team and the approvers are decided, nothing is sent.
+    const declared = await act([...declare, ...onFile]);
+    expect(declared.status).toBe('open');
+    expect(declared.createdBy).toBe('frieda');
+    expect(declared.awaitingApproval).toMatchObject([
+      { stageId: 'customer-notice', approvedBy: [] },
+    ]);
+    expect(stagesOf(declared)).toEqual(['approval:customer-notice', 'convene-crisis-team']);
+    expect(declared.messages.every((message) => message.status === 'decided')).toBe(true);
+
+    // Two approvals, each in its own command, release the customer notice.
+    const approve = ['approve', declared.id, 'customer-notice'];
+    const half = await act([...approve, '--by', 'ilse', ...onFile]);
+    expect(half.awaitingApproval).toMatchObject([
+      { stageId: 'customer-notice', approvedBy: ['ilse'] },
+    ]);
+    expect(stagesOf(half)).not.toContain('customer-notice');
+    const author = await runToExit([...approve, '--by', 'frieda', ...onFile]);
+    expect(author.code).toBe(1);
+    expect(author.output).toContain('the author of an incident may not approve');
+    const approved = await act([...approve, '--by', 'hana', ...onFile]);
+    expect(approved.awaitingApproval).toEqual([]);
+    const notice = approved.messages.filter((message) => message.stageId === 'customer-notice');
+    expect(notice.map((message) => `${message.personId}:${message.status}`).sort()).toEqual([
+      'jonas:decided',
+      'kim:decided',
+    ]);
+
+    // A second incident, cancelled on the file while its notice waits: the retraction is decided.
+    const other = await act([...declare, ...onFile]);
+    const cancelled = await act(['cancel', other.id, '--by', 'frieda', ...onFile]);
+    expect(cancelled.status).toBe('cancelled');
+    expect(cancelled.awaitingApproval).toEqual([]);
+    const retraction = cancelled.messages.filter((message) => message.stageId === 'retraction');
+    expect(retraction.map((message) => `${message.personId}:${message.status}`).sort()).toEqual([
+      'frieda:decided',
+      'hana:decided',
+      'ilse:decided',
+    ]);
+    const shown = await runToExit(['status', other.id, '--db', db]);
+    expect((JSON.parse(shown.output) as View).status).toBe('cancelled');
+
+    // Nothing went out while the service was down; the next one sends every decided row, once.
+    expect(await about(sandbox.info, declared.id)).toEqual([]);
+    expect(await about(sandbox.info, other.id)).toEqual([]);
+    const second = await startServe(config, ENV);
+    cleanups.push(() => second.process.stop());
+    const expected = [
+      { id: declared.id, count: approved.messages.length },
+      { id: other.id, count: cancelled.messages.length },
+    ];
+    await waitFor(
+      async () => {
+        for (const { id, count } of expected) {
+          if ((await about(sandbox.info, id)).length < count) return undefined;
+        }
+        return true;
+      },
+      5_000,
+      'the decided messages from the next serve',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    for (const { id, count } of expected) {
+      expect(await about(sandbox.info, id)).toHaveLength(count);
+    }
+    const retracted = (await about(sandbox.info, other.id)).filter((message) =>
+      /^(Cancelled|Abgesagt)/.test(message.subject ?? message.body),
+    );
+    expect(retracted).toHaveLength(3);
+  });
+});
+
 async function runToExit(args: string[]): Promise<{ code: number | null; output: string }> {
   const { spawn } = await import('node:child_process');
   const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'tocsin.js'), ...args], {
