@@ -307,23 +307,15 @@ export function buildMachine(stages: readonly Stage[]) {
       close: assign(({ context, event }) => {
         const closing = event.type === 'alert.resolved' ? 'resolved' : 'cancelled';
         const changes = copy(context);
-        // An acknowledgement clock is not a stage; only stages still to come are skipped.
+        // An acknowledgement clock is not a stage; only stages still to come are skipped, each
+        // once, though a gated stage has both its approval clock and its waiting approval.
+        const skipped = new Map<string, number>();
         for (const timer of context.timers) {
-          if (timer.id.startsWith('ack:')) continue;
-          changes.skipped.push({
-            stageId: timer.stageId,
-            at: event.at,
-            occurrence: timer.occurrence,
-            reason: closing,
-          });
+          if (!timer.id.startsWith('ack:')) skipped.set(timer.stageId, timer.occurrence);
         }
-        for (const pending of context.pending) {
-          changes.skipped.push({
-            stageId: pending.stageId,
-            at: event.at,
-            occurrence: pending.occurrence,
-            reason: closing,
-          });
+        for (const pending of context.pending) skipped.set(pending.stageId, pending.occurrence);
+        for (const [stageId, occurrence] of skipped) {
+          changes.skipped.push({ stageId, at: event.at, occurrence, reason: closing });
         }
         changes.timers = [];
         changes.pending = [];

@@ -629,6 +629,10 @@ export class Engine {
           });
         }
         this.persist(running, effects, event.at);
+        // Requests for approvals that no longer exist are not sent once the incident closes.
+        if (event.type === 'alert.resolved' || event.type === 'incident.cancelled') {
+          this.store.withdrawApprovalRequests(incidentId, event.at);
+        }
       });
       this.afterCommit(effects.messages.length);
     } catch (error) {

@@ -636,6 +636,34 @@ export class IncidentStore {
   }
 
   /**
+   * Withdraws the incident's approval requests that have not gone out yet: they are marked
+   * failed with E_ENGINE_INCIDENT_CLOSED (never sent, never fallen back) and audited. Returns
+   * how many.
+   */
+  withdrawApprovalRequests(incidentId: string, now: string): number {
+    return this.transaction(() => {
+      const rows = this.all(
+        `UPDATE outbox SET status = 'failed', error_code = 'E_ENGINE_INCIDENT_CLOSED',
+           error_message = 'not sent: the incident closed before it went out', updated_at = ?
+         WHERE incident_id = ? AND status = 'decided' AND stage_id LIKE 'approval:%'
+         RETURNING id`,
+        now,
+        incidentId,
+      );
+      for (const row of rows) {
+        this.appendAudit({
+          incidentId,
+          at: now,
+          actor: 'engine',
+          type: 'message.withdrawn',
+          data: { messageId: Number(row.id), reason: 'incident closed' },
+        });
+      }
+      return rows.length;
+    });
+  }
+
+  /**
    * Puts a claimed message back, unsent, to go at `notBefore`: it came too soon after the last
    * message to the same recipient. The claim's attempt is not counted.
    */
