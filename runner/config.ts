@@ -12,6 +12,7 @@ import {
 } from '../src/checks.js';
 import type {
   ChannelLimit,
+  ChatWebhooksConfig,
   SmtpEmailConfig,
   TwilioSmsConfig,
   VonageSmsConfig,
@@ -34,6 +35,7 @@ export const SANDBOX_CREDENTIALS = {
   vonageApiKey: 'sandbox-key',
   vonageApiSecret: 'sandbox-vonage-secret',
   vonageFrom: '15005550006',
+  chatSecret: 'sandbox-chat-secret',
 } as const;
 
 /** How the service runs, with paths resolved and secrets read. */
@@ -67,6 +69,7 @@ export interface ServiceConfig {
     smsFailover?: SmsProviderConfig;
     email?: SmtpEmailConfig;
     whatsapp?: WhatsAppChannelConfig;
+    chat?: ChatWebhooksConfig;
   };
 }
 
@@ -124,6 +127,12 @@ interface ConfigDefinition {
       accessToken: SecretRef;
       appSecret: SecretRef;
       verifyToken: SecretRef;
+    };
+    chat?: {
+      webhooks: Record<
+        string,
+        { format: 'slack' | 'teams' | 'json'; url: SecretRef; secret?: SecretRef }
+      >;
     };
     email?: Omit<SmtpEmailConfig, 'password' | 'port' | 'secure'> & {
       provider: 'smtp';
@@ -312,6 +321,25 @@ function readChannels(
       accessToken: secret(whatsapp.accessToken, 'channels.whatsapp.accessToken'),
       appSecret: secret(whatsapp.appSecret, 'channels.whatsapp.appSecret'),
       verifyToken: secret(whatsapp.verifyToken, 'channels.whatsapp.verifyToken'),
+    };
+  }
+  if (channels.chat) {
+    result.chat = {
+      webhooks: Object.fromEntries(
+        Object.entries(channels.chat.webhooks).map(([name, webhook]) => {
+          const where = `channels.chat.webhooks.${name}`;
+          return [
+            name,
+            {
+              format: webhook.format,
+              url: secret(webhook.url, `${where}.url`),
+              ...(webhook.secret === undefined
+                ? {}
+                : { secret: secret(webhook.secret, `${where}.secret`) }),
+            },
+          ];
+        }),
+      ),
     };
   }
   if (channels.email) {

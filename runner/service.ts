@@ -10,6 +10,7 @@ import {
   checkAudiences,
   createDispatcher,
   createEngine,
+  createChatWebhooksChannel,
   createFailoverChannel,
   createSmtpEmailChannel,
   createTwilioSmsChannel,
@@ -109,6 +110,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     );
   }
   if (channelConfig.email) channels.set('email', createSmtpEmailChannel(channelConfig.email));
+  if (channelConfig.chat) channels.set('chat', createChatWebhooksChannel(channelConfig.chat));
   const whatsappConfig = channelConfig.whatsapp;
   // Free text only inside the 24-hour window that the person's last message opened.
   let lastInbound: (address: string) => string | undefined = () => undefined;
@@ -367,6 +369,17 @@ function toSandboxChannels(sandbox: Sandbox): ServiceConfig['channels'] {
       apiKey: SANDBOX_CREDENTIALS.vonageApiKey,
       apiSecret: SANDBOX_CREDENTIALS.vonageApiSecret,
       from: SANDBOX_CREDENTIALS.vonageFrom,
+    },
+    chat: {
+      webhooks: {
+        'it-ops': { format: 'slack', url: `${sandbox.httpUrl}/chat/slack/it-ops` },
+        management: { format: 'teams', url: `${sandbox.httpUrl}/chat/teams/management` },
+        siem: {
+          format: 'json',
+          url: `${sandbox.httpUrl}/chat/json/siem`,
+          secret: SANDBOX_CREDENTIALS.chatSecret,
+        },
+      },
     },
     email: {
       host: sandbox.smtp.host,

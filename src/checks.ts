@@ -63,5 +63,5 @@ export type { Directory, Person } from './directory/index.js';
 export { TemplateEngine } from './template/index.js';
 
 // sms
-export { countSmsSegments } from './sms/index.js';
+export { countSmsSegments, transliterateToGsm } from './sms/index.js';
 export type { SmsSegments } from './sms/index.js';

@@ -26,6 +26,8 @@ export type { AlertmanagerPayload, VariableValues, WebhookSource } from './trigg
 
 // channels
 export {
+  checkWebhookSignature,
+  createChatWebhooksChannel,
   createFailoverChannel,
   createSmtpEmailChannel,
   createTwilioSmsChannel,
@@ -34,9 +36,14 @@ export {
   isTwilioSignatureValid,
   readTwilioForm,
   twilioSignature,
+  SIGNATURE_HEADERS,
+  webhookSignature,
 } from './channels/index.js';
 export type {
   ChannelAdapter,
+  ChatWebhook,
+  ChatWebhooksConfig,
+  SignatureCheck,
   OutgoingMessage,
   SendReceipt,
   SmtpEmailConfig,

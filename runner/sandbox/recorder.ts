@@ -1,13 +1,15 @@
 /** One message a stand-in received, as the provider saw it. */
 export interface ReceivedMessage {
   seq: number;
-  channel: 'sms' | 'email' | 'whatsapp';
-  provider: 'twilio' | 'vonage' | 'smtp' | 'whatsapp-cloud';
+  channel: 'sms' | 'email' | 'whatsapp' | 'chat';
+  provider: string;
   providerId: string;
   to: string;
   from: string;
   subject: string | null;
   body: string;
+  /** An email's HTML part, where it had one. */
+  html?: string;
   receivedAt: string;
 }
 

@@ -5,6 +5,9 @@ import { SMTPServer } from 'smtp-server';
 
 import type { MessageRecorder } from './recorder.js';
 
+/** Mail to this domain is refused at RCPT TO with 550, as for a mailbox that does not exist. */
+export const NO_SUCH_DOMAIN = 'no-such-mailbox.invalid';
+
 /** A running SMTP stand-in. */
 export interface SmtpStandIn {
   host: string;
@@ -28,6 +31,15 @@ export async function startSmtpStandIn(options: {
     logger: false,
     size: 10 * 1024 * 1024,
     onAuth: (_auth, _session, callback) => callback(null, { user: 'sandbox' }),
+    // A mailbox that does not exist, as a receiving server says so: 550 at RCPT TO.
+    onRcptTo: (address, _session, callback) => {
+      if (address.address.toLowerCase().endsWith(`@${NO_SUCH_DOMAIN}`)) {
+        const error = Object.assign(new Error('5.1.1 No such user here'), { responseCode: 550 });
+        callback(error);
+        return;
+      }
+      callback();
+    },
     onData: (stream, session, callback) => {
       simpleParser(stream)
         .then((mail) => {
@@ -41,6 +53,7 @@ export async function startSmtpStandIn(options: {
               from,
               subject: mail.subject ?? null,
               body: mail.text ?? '',
+              ...(typeof mail.html === 'string' ? { html: mail.html } : {}),
             });
           }
           callback();

@@ -5,6 +5,7 @@ import type { ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 
 import { SANDBOX_CREDENTIALS } from '../config.js';
+import { createChatStandIn } from './chat-stand-in.js';
 import { injectFaults, seededRandom } from './faults.js';
 import type { FaultAnswer, FaultCounts, FaultOptions, RefusalKind } from './faults.js';
 import { MessageRecorder } from './recorder.js';
@@ -82,6 +83,7 @@ export async function startSandbox(
       ...(options.faults ? { faults: vonageFaults.middleware } : {}),
     }),
   );
+  app.route('/', createChatStandIn({ recorder, secret: SANDBOX_CREDENTIALS.chatSecret }));
   const whatsappWebhook: { url?: string } = {};
   app.route(
     '/',

@@ -10,3 +10,12 @@ export type { WhatsAppCloudConfig } from './whatsapp-cloud.js';
 export { createVonageSmsChannel } from './vonage-sms.js';
 export type { VonageSmsConfig } from './vonage-sms.js';
 export { createFailoverChannel } from './failover.js';
+export { createChatWebhooksChannel } from './chat-webhooks.js';
+export type { ChatWebhook, ChatWebhookFormat, ChatWebhooksConfig } from './chat-webhooks.js';
+export {
+  checkWebhookSignature,
+  SIGNATURE_HEADERS,
+  SIGNATURE_TOLERANCE_S,
+  webhookSignature,
+} from './webhook-signature.js';
+export type { SignatureCheck } from './webhook-signature.js';

@@ -2,6 +2,7 @@ import nodemailer from 'nodemailer';
 
 import { ChannelError } from '../errors.js';
 import type { ChannelAdapter, OutgoingMessage, SendReceipt } from './channel.js';
+import { emailHtml } from './email-html.js';
 
 /** Settings of the SMTP email channel. */
 export interface SmtpEmailConfig {
@@ -40,6 +41,7 @@ export function createSmtpEmailChannel(config: SmtpEmailConfig): ChannelAdapter 
         to: message.address,
         subject: message.subject ?? '',
         text: message.body,
+        html: emailHtml(message.subject ?? '', message.body),
         headers: {
           'X-Tocsin-Incident': message.incidentId,
           'X-Tocsin-Message': String(message.id),

@@ -13,6 +13,7 @@ interface PersonDefinition {
   name: string;
   phone?: string;
   email?: string;
+  chat?: string;
   locale?: string;
   timeZone?: string;
   roles?: string[];
@@ -97,5 +98,6 @@ function toPerson(definition: PersonDefinition): Person {
   };
   if (definition.phone !== undefined) person.phone = definition.phone;
   if (definition.email !== undefined) person.email = definition.email;
+  if (definition.chat !== undefined) person.chat = definition.chat;
   return person;
 }

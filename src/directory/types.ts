@@ -4,6 +4,8 @@ export interface Person {
   name: string;
   phone?: string;
   email?: string;
+  /** The chat webhook (by its name in the service config) of an entry that is a team's room. */
+  chat?: string;
   locale: string;
   timeZone: string;
   roles: string[];

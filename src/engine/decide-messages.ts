@@ -6,7 +6,7 @@ import { TemplateError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { messageKey, parseDuration } from '../playbook/index.js';
 import type { ChannelKind, CompiledVariant, LoadedPlaybook } from '../playbook/index.js';
-import { countSmsSegments } from '../sms/index.js';
+import { countSmsSegments, transliterateToGsm } from '../sms/index.js';
 import type { NewOutboxMessage } from '../store/index.js';
 import type { TemplateEngine, TemplateScope } from '../template/index.js';
 import { closingAfter, isWithin } from '../time/index.js';
@@ -164,7 +164,12 @@ function render(
 ): NewOutboxMessage {
   const { templates } = input;
   try {
-    const { subject, body } = renderParts(templates, variant, channel, scope);
+    const { subject, body: rendered } = renderParts(templates, variant, channel, scope);
+    // A playbook may ask for SMS in GSM-7 look-alikes: twice the room per part.
+    const body =
+      channel === 'sms' && input.playbook.definition.channels?.sms?.transliterate === true
+        ? transliterateToGsm(rendered).text
+        : rendered;
     return withSmsParts({
       ...base,
       subject,
@@ -205,6 +210,8 @@ function renderParts(
         subject: templates.render(variant.email.subject, scope),
         body: templates.render(variant.email.text, scope),
       };
+    case 'chat':
+      return { subject: null, body: variant.chat ? templates.render(variant.chat, scope) : '' };
     case 'whatsapp': {
       // Both forms are kept: the channel sends the text inside the 24-hour window and the
       // approved template outside it.

@@ -1,4 +1,4 @@
-import { countSmsSegments } from '../sms/index.js';
+import { countSmsSegments, transliterateToGsm } from '../sms/index.js';
 import { TemplateError } from '../errors.js';
 import type { Problem } from '../errors.js';
 import { TEMPLATE_FIELDS } from '../template/index.js';
@@ -21,6 +21,7 @@ export interface CompiledVariant {
     template?: { name: string; language: string; parameters: CompiledTemplate[] };
   };
   email?: { subject: CompiledTemplate; text: CompiledTemplate };
+  chat?: CompiledTemplate;
 }
 
 /** A stage × audience message: the playbook's own locale and its translations. */
@@ -50,6 +51,8 @@ export const DEFAULT_CHANNEL_TRUST: Record<ChannelKind, Sensitivity> = {
   sms: 'internal',
   whatsapp: 'internal',
   email: 'confidential',
+  // A company's chat workspace is as trusted as its email.
+  chat: 'confidential',
 };
 
 const DEFAULT_SMS_SEGMENTS = 3;
@@ -221,6 +224,11 @@ class MessageChecker {
       const text = compile(variant.email.text, [...base, 'email', 'text'], 'email');
       if (subject && text) result.email = { subject, text };
     }
+
+    if (variant.chat !== undefined) {
+      const chat = compile(variant.chat, [...base, 'chat'], 'chat');
+      if (chat) result.chat = chat;
+    }
     return result;
   }
 
@@ -312,11 +320,12 @@ class MessageChecker {
       // A template that fails on example values is reported by the variable checks already.
       return;
     }
+    if (this.definition.channels?.sms?.transliterate === true) text = transliterateToGsm(text).text;
     const { encoding, segments } = countSmsSegments(text);
     if (segments <= budget) return;
     const hint =
       encoding === 'UCS-2'
-        ? '; it is UCS-2 because of characters outside GSM-7, which halves the room'
+        ? '; it is UCS-2 because of characters outside GSM-7, which halves the room (channels.sms.transliterate: true replaces look-alikes)'
         : '';
     this.report(
       path,

@@ -3,7 +3,7 @@ import type { Duration } from 'luxon';
 import type { TimeWindow } from '../time/index.js';
 
 /** A channel kind a playbook can send over; the service config maps each kind to a provider. */
-export type ChannelKind = 'sms' | 'whatsapp' | 'email';
+export type ChannelKind = 'sms' | 'whatsapp' | 'email' | 'chat';
 
 /** A weekday as playbooks write it. */
 export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
@@ -24,7 +24,7 @@ export interface PlaybookDefinition {
   kind: 'Playbook';
   metadata: { name: string; version: number; owner?: string; description?: string };
   locale?: string;
-  channels?: Partial<Record<ChannelKind, { trust?: Sensitivity }>>;
+  channels?: Partial<Record<ChannelKind, { trust?: Sensitivity; transliterate?: boolean }>>;
   limits?: { smsSegments?: number };
   hours?: {
     business?: { zone: string; days?: Weekday[]; from: string; to: string };
@@ -95,6 +95,8 @@ export interface MessageVariantDefinition {
     template?: { name: string; language: string; parameters?: string[] };
   };
   email?: { subject: string; text: string };
+  /** Text posted to a team's chat room (Slack, Teams) or a JSON webhook. */
+  chat?: string;
 }
 
 /** A message in the playbook's locale, with translations. */

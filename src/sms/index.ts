@@ -1,2 +1,3 @@
 export { countSmsSegments } from './sms-segments.js';
 export type { SmsSegments } from './sms-segments.js';
+export { transliterateToGsm } from './transliterate.js';

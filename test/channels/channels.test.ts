@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SANDBOX_CREDENTIALS } from '../../runner/config.js';
 import { startSandbox } from '../../runner/sandbox/start-sandbox.js';
 import type { Sandbox } from '../../runner/sandbox/start-sandbox.js';
+import { NO_SUCH_DOMAIN } from '../../runner/sandbox/smtp-stand-in.js';
 import {
   countSmsSegments,
   createSmtpEmailChannel,
@@ -176,7 +177,72 @@ describe('channels against the sandbox stand-ins', () => {
       channel: 'email',
       to: 'ada@example.com',
       subject: 'Disk full',
-      body: 'Grüße\nline two\n',
+      body: 'Grüße\nline two',
+    });
+  });
+});
+
+describe('email over SMTP: HTML from the same text, classified refusals', () => {
+  let sandbox: Sandbox;
+  beforeAll(async () => {
+    sandbox = await startSandbox();
+  });
+  afterAll(async () => {
+    await sandbox.close();
+  });
+
+  it('sends a text part and an HTML part in which every value is escaped and links work', async () => {
+    const channel = createSmtpEmailChannel({
+      host: sandbox.smtp.host,
+      port: sandbox.smtp.port,
+      secure: false,
+      from: 'Tocsin <t@example.com>',
+    });
+    const body =
+      'Host <script>alert(1)</script> & "db-1" is down.\nSee https://status.example.com/x?a=1&b=2.\n\nIncident inc_1';
+
+    await channel.send(
+      { id: 3, incidentId: 'inc_1', address: 'ada@example.com', subject: 'A & <B>', body },
+      new AbortController().signal,
+    );
+    await channel.close();
+
+    const received = sandbox.recorder.list().at(-1);
+    expect(received?.body).toBe(body);
+    expect(received?.html).toContain('<title>A &amp; &lt;B&gt;</title>');
+    expect(received?.html).toContain(
+      '<p>Host &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;db-1&quot; is down.<br>\nSee <a href="https://status.example.com/x?a=1&amp;b=2">https://status.example.com/x?a=1&amp;b=2</a>.</p>\n<p>Incident inc_1</p>',
+    );
+    expect(received?.html).not.toContain('<script>');
+  });
+
+  it('reads a refused mailbox as permanent for the recipient', async () => {
+    const channel = createSmtpEmailChannel({
+      host: sandbox.smtp.host,
+      port: sandbox.smtp.port,
+      secure: false,
+      from: 'Tocsin <t@example.com>',
+    });
+
+    const error = await channel
+      .send(
+        {
+          id: 4,
+          incidentId: 'inc_1',
+          address: `gone@${NO_SUCH_DOMAIN}`,
+          subject: 'x',
+          body: 'x',
+        },
+        new AbortController().signal,
+      )
+      .catch((caught: unknown) => caught);
+    await channel.close();
+
+    expect(error).toMatchObject({
+      code: 'E_CHANNEL_REJECTED',
+      retryable: false,
+      scope: 'recipient',
+      providerCode: '550',
     });
   });
 });
