@@ -241,16 +241,20 @@ export interface DecideApprovalRequestsInput {
   incidentId: string;
   createdBy: string;
   decision: StageDecision;
+  /** The incident's reply code; with the stage's number it makes the approval code. */
+  replyCode?: string;
 }
 
-const REQUEST_TEXTS: Record<string, { subject: string; body: string }> = {
+const REQUEST_TEXTS: Record<string, { subject: string; body: string; reply: string }> = {
   en: {
     subject: 'Approval needed: {stage} ({incident})',
     body: 'Approval needed for stage "{stage}" of incident {incident} ({playbook}); {quorum} approval(s) required. Approve it in Tocsin: incident {incident}, stage {stage}.',
+    reply: ' Or reply APPROVE {approvalCode}.',
   },
   de: {
     subject: 'Freigabe nötig: {stage} ({incident})',
     body: 'Freigabe nötig für Stufe "{stage}" von Vorfall {incident} ({playbook}); {quorum} Freigabe(n) erforderlich. Freigeben in Tocsin: Vorfall {incident}, Stufe {stage}.',
+    reply: ' Oder antworten Sie FREIGABE {approvalCode}.',
   },
 };
 
@@ -265,6 +269,9 @@ export function decideApprovalRequests(input: DecideApprovalRequestsInput): NewO
   const gate = stage?.approval;
   if (!gate) return [];
 
+  const stageNumber = playbook.stages.indexOf(stage) + 1;
+  const approvalCode =
+    input.replyCode === undefined ? undefined : `${input.replyCode}-${stageNumber}`;
   const approvers = input.directory.people.filter(
     (person) =>
       person.id !== input.createdBy && person.roles.some((role) => gate.roles.includes(role)),
@@ -282,7 +289,12 @@ export function decideApprovalRequests(input: DecideApprovalRequestsInput): NewO
         .replaceAll('{stage}', decision.stageId)
         .replaceAll('{incident}', input.incidentId)
         .replaceAll('{playbook}', playbook.name)
-        .replaceAll('{quorum}', String(gate.quorum));
+        .replaceAll('{quorum}', String(gate.quorum))
+        .replaceAll('{approvalCode}', approvalCode ?? '');
+    // By SMS the approver can answer with the code; email replies do not reach Tocsin.
+    const body = texts
+      ? fill(texts.body + (channel === 'sms' && approvalCode ? texts.reply : ''))
+      : '';
     return [
       withSmsParts({
         incidentId: input.incidentId,
@@ -293,7 +305,7 @@ export function decideApprovalRequests(input: DecideApprovalRequestsInput): NewO
         channel,
         address: addressOf(person, channel) ?? '',
         subject: channel === 'email' && texts ? fill(texts.subject) : null,
-        body: texts ? fill(texts.body) : '',
+        body,
         status: 'decided',
         errorCode: null,
         errorMessage: null,

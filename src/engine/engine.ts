@@ -4,7 +4,7 @@ import { DateTime } from 'luxon';
 import { createActor } from 'xstate';
 
 import { answerFor, interpretReply } from './replies.js';
-import type { ReplyOutcome } from './replies.js';
+import type { ReplyIntent, ReplyOutcome } from './replies.js';
 import type { Actor } from 'xstate';
 
 import { toIsoUtc } from '../clock.js';
@@ -499,6 +499,7 @@ export class Engine {
       return answer(optedOut ? 'opted-out' : 'opted-in');
     }
     if (intent.kind === 'unknown') return answer('not-understood');
+    if (intent.kind === 'approve') return this.approveByReply(person.id, intent, answer);
 
     const incidentId =
       intent.code === undefined
@@ -508,6 +509,33 @@ export class Engine {
     this.acknowledge(incidentId, person.id, reply.channel);
     const code = this.running.get(incidentId)?.actor.getSnapshot().context.replyCode ?? intent.code;
     return { ...answer('acknowledged', code), incidentId };
+  }
+
+  /**
+   * An approver's reply quoting an approval code (incident code and stage number): approves the
+   * stage if they may, and says so either way.
+   */
+  private approveByReply(
+    personId: string,
+    intent: ReplyIntent,
+    answer: (outcome: 'approved' | 'not-approved' | 'no-incident', code?: string) => ReplyOutcome,
+  ): ReplyOutcome {
+    const incidentId =
+      intent.code === undefined ? undefined : this.store.findOpenIncidentByCode(intent.code);
+    const running = incidentId === undefined ? undefined : this.running.get(incidentId);
+    if (!incidentId || !running) return answer('no-incident');
+    const quoted = `${intent.code ?? ''}-${intent.stageNumber ?? ''}`;
+    const stage = running.version.playbook.stages[(intent.stageNumber ?? 0) - 1];
+    if (!stage) return answer('not-approved', quoted);
+    try {
+      this.approve(incidentId, stage.id, personId);
+    } catch (error) {
+      if (error instanceof EngineError && error.code === 'E_ENGINE_NOT_APPROVER') {
+        return answer('not-approved', quoted);
+      }
+      throw error;
+    }
+    return { ...answer('approved', quoted), incidentId };
   }
 
   /**
@@ -661,6 +689,9 @@ export class Engine {
         incidentId: running.id,
         createdBy: running.actor.getSnapshot().context.createdBy,
         decision,
+        ...(running.actor.getSnapshot().context.replyCode === undefined
+          ? {}
+          : { replyCode: running.actor.getSnapshot().context.replyCode }),
       }),
     );
     return { fired, requested, messages: [...messages, ...requests] };

@@ -130,6 +130,60 @@ describe('approval gates', () => {
     );
   });
 
+  it('takes an approval by SMS reply quoting the code from the request, and only from an approver', () => {
+    const id = start('hold', 'hana');
+    clock.advanceTo(START.plus({ minutes: 30 }));
+    const [request] = store.listMessages(id).filter((message) => message.personId === 'ilse');
+    const code = /APPROVE (\d{4,6}-\d+)/.exec(request?.body ?? '')?.[1] ?? '';
+    const reply = (address: string, text: string) =>
+      engine.handleReply({ channel: 'sms', address, text });
+
+    // frieda holds comms too; ilse and frieda make the quorum of two.
+    const wrongStage = reply('+12025550109', `APPROVE ${code.replace(/-\d+$/, '-9')}`);
+    const unknown = reply('+12025550109', 'APPROVE 0000-1');
+    const noCode = reply('+12025550109', 'APPROVE');
+    const first = reply('+12025550109', `approve ${code}`);
+    const again = reply('+12025550109', `APPROVE ${code}`);
+    expect(sent(id)).not.toContain('notice:kim');
+    const second = reply('+12025550106', `FREIGABE ${code}`);
+
+    expect(code).toMatch(/^\d{4,6}-1$/);
+    expect(
+      [wrongStage, unknown, noCode, first, again, second].map((outcome) => outcome.outcome),
+    ).toEqual([
+      'not-approved',
+      'no-incident',
+      'not-understood',
+      'approved',
+      'not-approved',
+      'approved',
+    ]);
+    expect(first.answer).toBe(`Your approval of ${code} is recorded.`);
+    expect(sent(id)).toContain('notice:kim');
+    expect(
+      store
+        .listAudit(id)
+        .filter((entry) => entry.type === 'approval.received')
+        .map((entry) => entry.actor),
+    ).toEqual(['ilse', 'frieda']);
+  });
+
+  it('refuses an approval by reply from the author', () => {
+    const id = start('hold', 'ilse');
+    clock.advanceTo(START.plus({ minutes: 30 }));
+    const [request] = store.listMessages(id).filter((message) => message.personId === 'frieda');
+    const code = /APPROVE (\d{4,6}-\d+)/.exec(request?.body ?? '')?.[1] ?? '';
+
+    const outcome = engine.handleReply({
+      channel: 'sms',
+      address: '+12025550109',
+      text: `APPROVE ${code}`,
+    });
+
+    expect(outcome.outcome).toBe('not-approved');
+    expect(store.listAudit(id).some((entry) => entry.type === 'approval.received')).toBe(false);
+  });
+
   it('keeps the approvals given before a restart', () => {
     const id = start('hold', 'alertmanager');
     clock.advanceTo(START.plus({ minutes: 35 }));
