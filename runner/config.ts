@@ -52,7 +52,7 @@ export interface ServiceConfig {
     /** The URL providers call back to (receipts, replies); default: the service's own. */
     publicUrl?: string;
   };
-  webhookSecrets: { pagerduty?: string; grafana?: string };
+  webhookSecrets: { pagerduty?: string; grafana?: string; grafanaTimestampHeader?: string };
   dispatch: {
     concurrency: number;
     sendTimeoutMs: number;
@@ -107,7 +107,10 @@ interface ConfigDefinition {
     maxBodyBytes?: number;
     publicUrl?: string;
   };
-  webhooks?: { pagerduty?: { secret: SecretRef }; grafana?: { secret: SecretRef } };
+  webhooks?: {
+    pagerduty?: { secret: SecretRef };
+    grafana?: { secret: SecretRef; timestampHeader?: string };
+  };
   dispatch?: {
     concurrency?: number;
     sendTimeout?: string;
@@ -247,6 +250,9 @@ export async function loadServiceConfig(
       ...(definition.webhooks?.grafana
         ? { grafana: secret(definition.webhooks.grafana.secret, 'webhooks.grafana.secret') }
         : {}),
+      ...(definition.webhooks?.grafana?.timestampHeader === undefined
+        ? {}
+        : { grafanaTimestampHeader: definition.webhooks.grafana.timestampHeader }),
     },
   };
 }

@@ -50,7 +50,12 @@ export interface AppDeps {
 export interface WebhookSecrets {
   pagerduty?: string;
   grafana?: string;
+  /** The header carrying the time Grafana signed with; set, old requests are refused. */
+  grafanaTimestampHeader?: string;
 }
+
+/** How far a signed request's time may be from this service's clock. */
+const SIGNATURE_TOLERANCE_MS = 5 * 60_000;
 
 type Env = { Variables: { requestId: string; log: Logger } };
 
@@ -385,12 +390,30 @@ function checkSignature(
   c: Context<Env>,
   secrets: WebhookSecrets,
 ): void {
-  const secret = secrets[source as keyof WebhookSecrets];
+  const secret =
+    source === 'pagerduty' ? secrets.pagerduty : source === 'grafana' ? secrets.grafana : undefined;
   if (secret === undefined) return;
-  const isValid =
-    source === 'pagerduty'
-      ? verifyPagerDutySignature(text, c.req.header('x-pagerduty-signature'), secret)
-      : verifyGrafanaSignature(text, c.req.header('x-grafana-alerting-signature'), secret);
+  if (source === 'pagerduty') {
+    if (!verifyPagerDutySignature(text, c.req.header('x-pagerduty-signature'), secret)) {
+      throw new HttpError(401, 'the request was not authenticated');
+    }
+    return;
+  }
+  const timestampHeader = secrets.grafanaTimestampHeader;
+  const timestamp = timestampHeader === undefined ? undefined : c.req.header(timestampHeader);
+  if (timestampHeader !== undefined) {
+    const seconds = /^\d{1,12}$/.test(timestamp ?? '') ? Number(timestamp) : Number.NaN;
+    // Signed long ago (or in the future): a replay of a captured request, or a wrong clock.
+    if (!(Math.abs(Date.now() - seconds * 1000) <= SIGNATURE_TOLERANCE_MS)) {
+      throw new HttpError(401, 'the request was not authenticated');
+    }
+  }
+  const isValid = verifyGrafanaSignature(
+    text,
+    c.req.header('x-grafana-alerting-signature'),
+    secret,
+    timestamp,
+  );
   if (!isValid) throw new HttpError(401, 'the request was not authenticated');
 }
 

@@ -30,12 +30,13 @@ const vector = JSON.parse(fixture('pagerduty-v3-signature-vector.json')) as {
 describe('webhook sources and manual triggers', () => {
   let store: IncidentStore;
   let app: ReturnType<typeof createApp>;
+  let engine: ReturnType<typeof createEngine>;
 
   beforeEach(async () => {
     store = new IncidentStore(':memory:');
     const clock = new ManualClock(DateTime.fromISO('2026-12-03T09:00:00Z'));
     const directory = await loadDirectory(path.join(ROOT, 'examples/directory.yaml'));
-    const engine = createEngine({ store, clock, directory });
+    engine = createEngine({ store, clock, directory });
     engine.loadPlaybooks([
       await loadPlaybook(path.join(ROOT, 'test/fixtures/playbooks/multi-source.yaml')),
     ]);
@@ -95,6 +96,50 @@ describe('webhook sources and manual triggers', () => {
     expect(store.listMessages(store.listIncidents()[0]?.id ?? '').map((m) => m.body)).toContain(
       'This alert was triggered for zone us-1 (My Super Webhook)',
     );
+  });
+
+  it('checks a signed Grafana delivery with its timestamp, and refuses tampering, a wrong key and a replay', async () => {
+    const secret = 'grafana-contact-point-secret';
+    const header = 'X-Grafana-Alerting-Signature-Timestamp';
+    const grafana = createApp({
+      engine,
+      store,
+      log: noopLogger,
+      token: TOKEN,
+      maxBodyBytes: 64 * 1024,
+      webhookSecrets: { grafana: secret, grafanaTimestampHeader: header },
+    });
+    const firing = fixture('grafana-firing.json');
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (body: string, at: number, key = secret): Record<string, string> => ({
+      'x-grafana-alerting-signature': createHmac('sha256', key)
+        .update(`${at}:${body}`)
+        .digest('hex'),
+      [header]: String(at),
+    });
+    const send = (body: string, headers: Record<string, string>) =>
+      Promise.resolve(
+        grafana.request('/hooks/grafana', {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${TOKEN}`,
+            'content-type': 'application/json',
+            ...headers,
+          },
+          body,
+        }),
+      );
+
+    const tampered = await send(firing.replace('us-1', 'eu-1'), sign(firing, now));
+    const wrongKey = await send(firing, sign(firing, now, 'another-secret'));
+    const replayed = await send(firing, sign(firing, now - 600));
+    const unsigned = await send(firing, {});
+    expect([tampered.status, wrongKey.status, replayed.status, unsigned.status]).toEqual([
+      401, 401, 401, 401,
+    ]);
+    expect(store.listIncidents()).toEqual([]);
+
+    expect(await actions(await send(firing, sign(firing, now - 30)))).toEqual(['started']);
   });
 
   it('follows a PagerDuty incident from triggered to resolved, signed', async () => {
