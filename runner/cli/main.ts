@@ -329,7 +329,7 @@ program
 program
   .command('sandbox')
   .description(
-    'run the provider stand-ins alone (Twilio Messages API, WhatsApp Cloud API, SMTP) and record what they receive',
+    'run the provider stand-ins alone (Twilio, Vonage, WhatsApp Cloud API, chat webhooks, SMTP) and record what they receive',
   )
   .option('--port <port>', 'HTTP port of the stand-ins and GET /sandbox/messages', parsePort)
   .option('--smtp-port <port>', 'SMTP port', parsePort)
