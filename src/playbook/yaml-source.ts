@@ -63,10 +63,19 @@ export function parseYamlSource(text: string, file: string): YamlSource {
   if (error) {
     const location = toLocation(file, lines, error.pos[0]);
     const isDuplicate = error.code === 'DUPLICATE_KEY';
+    // The key as written where the second one starts, up to its colon.
+    const key = isDuplicate
+      ? /^\s*["']?([^"':]+?)["']?\s*:/.exec(text.slice(error.pos[0], error.pos[0] + 200))?.[1]
+      : undefined;
+    const what = isDuplicate
+      ? key === undefined
+        ? 'this mapping has the same key twice'
+        : `this mapping has the key "${key}" twice`
+      : firstLine(error.message);
     const hint = isDuplicate ? 'remove or rename one of the two keys' : 'fix the YAML syntax';
     throw new PlaybookSyntaxError(
       isDuplicate ? 'E_PLAYBOOK_DUPLICATE_KEY' : 'E_PLAYBOOK_SYNTAX',
-      `${formatLocation(location)} ${firstLine(error.message)}; ${hint}`,
+      `${formatLocation(location)} ${what}; ${hint}`,
       { location, cause: error },
     );
   }

@@ -128,6 +128,14 @@ describe('validatePlaybookText', () => {
   });
 
   // Regression: an alias without an anchor was reported as "too many aliases" at 1:1.
+  it('names the key that a mapping has twice', () => {
+    const file = `${INVALID}/duplicate-key.yaml`;
+
+    const [problem] = validatePlaybookText(readFixture(file), file);
+
+    expect(problem?.message).toContain('this mapping has the key "after" twice');
+  });
+
   it('reports the line and column of an alias without an anchor', () => {
     expectOneProblem('undefined-alias.yaml', 'E_PLAYBOOK_SYNTAX', 20, 15);
   });
