@@ -29,7 +29,9 @@ export function createLogger(
         censor: '[redacted]',
       },
     },
-    options.destination ?? pino.destination(1),
+    // Written synchronously: a line such as "messages in flight at a crash" must reach stdout
+    // even when the process is killed right after it.
+    options.destination ?? pino.destination({ dest: 1, sync: true }),
   );
   return logger;
 }

@@ -67,8 +67,13 @@ export class Dispatcher {
   private readonly limits: RateLimits;
   /** When a channel at its rate limit has its next token, if rows wait for it. */
   private limitWakeAt: number | undefined;
-  private draining: Promise<void> | undefined;
-  private isWakeWanted = false;
+  private inFlight = 0;
+  private mayHaveWork = false;
+  private isPumpScheduled = false;
+  /** The last claim failed: the next idle moment looks again after a pause. */
+  private hasClaimFailed = false;
+  private readonly outcomes: PendingOutcome[] = [];
+  private readonly idleWaiters: (() => void)[] = [];
   private retryHandle: unknown;
   private receiptHandle: unknown;
   private isStopped = false;
@@ -97,80 +102,116 @@ export class Dispatcher {
     return rows.length;
   }
 
-  /** Starts a drain unless one is running; a wake during a drain makes it look again. */
+  /** Looks for rows to send: call it whenever rows were added or became due. */
   wake(): void {
     if (this.isStopped) return;
-    this.isWakeWanted = true;
-    if (!this.draining) {
-      this.draining = this.drain()
-        .catch((error: unknown) => {
-          // A failed claim (a busy database, a lease lapsed for a moment) must not leave rows
-          // waiting for the next unrelated wake-up: look again after a pause.
-          this.log.error({ err: error }, 'dispatch failed; retrying');
-          this.retryLater(DRAIN_RETRY_MS);
-        })
-        .finally(() => {
-          this.draining = undefined;
-        });
-    }
+    this.mayHaveWork = true;
+    this.schedulePump();
   }
 
-  /** Resolves when nothing is being sent. */
+  /** Resolves when nothing is being sent, nothing due is left to claim, and outcomes are stored. */
   async idle(): Promise<void> {
-    while (this.draining) await this.draining;
+    while (!this.isIdle()) {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
   }
 
   async stop(): Promise<void> {
     this.isStopped = true;
     if (this.retryHandle !== undefined) this.clock.clearTimeout(this.retryHandle);
     if (this.receiptHandle !== undefined) this.clock.clearTimeout(this.receiptHandle);
-    await this.idle();
+    while (this.inFlight > 0 || this.outcomes.length > 0 || this.isPumpScheduled) {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
   }
 
-  private async drain(): Promise<void> {
-    while (this.isWakeWanted && !this.isStopped) {
-      this.isWakeWanted = false;
-      await Promise.all(Array.from({ length: this.concurrency }, () => this.work()));
-    }
-    this.armRetry();
-    this.armReceiptWatch();
+  private isIdle(): boolean {
+    return (
+      this.inFlight === 0 &&
+      this.outcomes.length === 0 &&
+      !this.isPumpScheduled &&
+      (!this.mayHaveWork || this.isStopped)
+    );
   }
 
   /**
-   * One of `concurrency` senders: claims a single row, sends it, records the outcome, and takes
-   * the next. A row is claimed only when its request is about to leave, so the rows a crash
+   * One pump per turn of the event loop, whatever woke it: the outcomes of every send that
+   * finished since are stored in one transaction, then the free slots are filled with rows
+   * claimed in one transaction. Each claimed row's request leaves at once, so the rows a crash
    * leaves `sending` (and later `unknown`) are exactly those in flight, never ones merely queued.
    */
-  private async work(): Promise<void> {
-    while (!this.isStopped) {
-      const now = this.clock.now();
-      const nowMs = now.toMillis();
-      const deadline = now.plus({ milliseconds: this.sendTimeoutMs * 2 });
-      const blocked = this.limits.hasRates ? this.limits.blocked(nowMs) : undefined;
-      const skipping = blocked?.channels ?? [];
-      const [message] = this.store.claimMessages(1, toIsoUtc(now), toIsoUtc(deadline), skipping);
-      if (!message) {
-        // Rows may wait on a channel at its limit: look again when it has a token.
-        if (blocked && skipping.length > 0) {
-          const wakeAt = nowMs + blocked.retryInMs;
-          this.limitWakeAt = Math.min(this.limitWakeAt ?? wakeAt, wakeAt);
-        }
-        return;
-      }
+  private schedulePump(): void {
+    if (this.isPumpScheduled) return;
+    this.isPumpScheduled = true;
+    setImmediate(() => {
+      this.isPumpScheduled = false;
+      this.pump();
+    });
+  }
 
-      this.limits.take(message.channel, nowMs);
-      const holdUntil = this.limits.holdUntil(message.channel, message.address, nowMs);
+  private pump(): void {
+    this.flushOutcomes();
+    if (!this.isStopped && this.mayHaveWork && this.inFlight < this.concurrency) {
+      try {
+        this.claimAndSend(this.concurrency - this.inFlight);
+        this.hasClaimFailed = false;
+      } catch (error) {
+        this.hasClaimFailed = true;
+        this.mayHaveWork = false;
+        this.log.error({ err: error }, 'dispatch failed; retrying');
+      }
+    }
+    if (this.isIdle()) {
+      if (!this.isStopped) {
+        // A failed claim (a busy database, a lease lapsed for a moment) must not leave rows
+        // waiting for the next unrelated wake-up: look again after a pause.
+        if (this.hasClaimFailed) this.retryLater(DRAIN_RETRY_MS);
+        else this.armRetry();
+        this.armReceiptWatch();
+      }
+      const waiters = this.idleWaiters.splice(0);
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  private claimAndSend(free: number): void {
+    const now = this.clock.now();
+    const nowMs = now.toMillis();
+    const deadline = now.plus({ milliseconds: this.sendTimeoutMs * 2 });
+    const blocked = this.limits.hasRates ? this.limits.blocked(nowMs) : undefined;
+    const skipping = blocked?.channels ?? [];
+    const claimed = this.store.claimMessages(free, toIsoUtc(now), toIsoUtc(deadline), skipping);
+    if (claimed.length < free) {
+      this.mayHaveWork = false;
+      // Rows may wait on a channel at its limit: look again when it has a token.
+      if (blocked && skipping.length > 0) {
+        const wakeAt = nowMs + blocked.retryInMs;
+        this.limitWakeAt = Math.min(this.limitWakeAt ?? wakeAt, wakeAt);
+      }
+    }
+    for (const message of claimed) {
+      const waitMs = this.limits.take(message.channel, nowMs);
+      const holdUntil =
+        waitMs > 0
+          ? nowMs + waitMs
+          : this.limits.holdUntil(message.channel, message.address, nowMs);
       if (holdUntil !== undefined) {
-        // Too soon after the last message to this person on this channel: it waits, unsent.
+        // Over the account's rate, or too soon after the last message to this person on this
+        // channel: it waits, unsent.
         this.store.deferClaimed(
           message.id,
           toIsoUtc(DateTime.fromMillis(holdUntil)),
           toIsoUtc(now),
         );
         this.log.debug({ messageId: message.id, holdMs: holdUntil - nowMs }, 'message held');
+        this.mayHaveWork = true;
         continue;
       }
-      await this.sendOne(message);
+      this.inFlight++;
+      void this.sendOne(message).finally(() => {
+        this.inFlight--;
+        this.schedulePump();
+      });
     }
   }
 
@@ -200,28 +241,57 @@ export class Dispatcher {
           receiptExpected: receipt.receiptExpected ?? false,
         };
       } catch (error) {
-        outcome =
-          error instanceof ChannelError && error.ambiguous
-            ? await this.reconcile(channel, message, error, started, log)
-            : this.toFailure(message, error);
+        try {
+          outcome =
+            error instanceof ChannelError && error.ambiguous
+              ? await this.reconcile(channel, message, error, started, log)
+              : this.toFailure(message, error);
+        } catch (unexpected) {
+          log.error({ err: unexpected }, 'send outcome could not be read; left unknown');
+          outcome = {
+            status: 'unknown',
+            errorCode: 'E_CHANNEL_OUTCOME_UNKNOWN',
+            errorMessage: 'the outcome of the send could not be read',
+          };
+        }
       }
     }
+    this.outcomes.push({ message, outcome, started, log });
+  }
 
-    const final = this.store.recordOutcome(message.id, outcome, toIsoUtc(this.clock.now()));
-    const durationMs = this.clock.now().toMillis() - started.toMillis();
-    const fields = {
-      errorCode: outcome.errorCode,
-      attempts: message.attempts,
-      durationMs,
-      ...(outcome.provider === undefined ? {} : { provider: outcome.provider }),
-      ...(outcome.failureScope === undefined ? {} : { failureScope: outcome.failureScope }),
-    };
-    if (outcome.status === 'accepted') log.debug(fields, 'message sent');
-    else if (outcome.status === 'decided') log.warn(fields, 'channel send failed, retrying');
-    else if (outcome.status === 'unknown') log.error(fields, 'message outcome unknown, not resent');
-    else log.error(fields, 'channel failed after retries');
-    // Failed for good, by the answer or by a receipt that came before it: try the next channel.
-    if (final === 'failed') this.fallBack(message.id, 'failed', log);
+  /** Stores the outcomes of the sends that finished, in one transaction, then acts on them. */
+  private flushOutcomes(): void {
+    if (this.outcomes.length === 0) return;
+    const batch = this.outcomes.splice(0);
+    const now = toIsoUtc(this.clock.now());
+    let finals: (string | undefined)[];
+    try {
+      finals = this.store.recordOutcomes(
+        batch.map(({ message, outcome }) => ({ id: message.id, outcome })),
+        now,
+      );
+    } catch (error) {
+      // The rows stay sending: a restart reports them unknown rather than sending them again.
+      this.log.error({ err: error, messages: batch.length }, 'send outcomes could not be stored');
+      return;
+    }
+    const nowMs = this.clock.now().toMillis();
+    batch.forEach(({ message, outcome, started, log }, index) => {
+      const fields = {
+        errorCode: outcome.errorCode,
+        attempts: message.attempts,
+        durationMs: nowMs - started.toMillis(),
+        ...(outcome.provider === undefined ? {} : { provider: outcome.provider }),
+        ...(outcome.failureScope === undefined ? {} : { failureScope: outcome.failureScope }),
+      };
+      if (outcome.status === 'accepted') log.debug(fields, 'message sent');
+      else if (outcome.status === 'decided') log.warn(fields, 'channel send failed, retrying');
+      else if (outcome.status === 'unknown')
+        log.error(fields, 'message outcome unknown, not resent');
+      else log.error(fields, 'channel failed after retries');
+      // Failed for good, by the answer or by a receipt that came before it: try the next channel.
+      if (finals[index] === 'failed') this.fallBack(message.id, 'failed', log);
+    });
   }
 
   private fallBack(messageId: number, reason: FallbackReason, log: Logger): void {
@@ -387,6 +457,14 @@ export class Dispatcher {
       Math.max(0, delayMs),
     );
   }
+}
+
+/** A send that finished, waiting for its outcome to be stored. */
+interface PendingOutcome {
+  message: OutboxRecord;
+  outcome: SendOutcome;
+  started: DateTime;
+  log: Logger;
 }
 
 /** Creates a dispatcher; call `recoverInFlight` once at start-up, then `wake` when rows are added. */

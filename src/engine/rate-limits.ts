@@ -59,12 +59,17 @@ export class RateLimits {
     return { channels, retryInMs };
   }
 
-  /** Spends a token of the channel's bucket; a send that races past the last token still goes. */
-  take(channel: string, nowMs: number): void {
+  /**
+   * Spends a token of the channel's bucket and returns 0; with no token left, spends nothing and
+   * returns in how many ms the next one comes.
+   */
+  take(channel: string, nowMs: number): number {
     const bucket = this.buckets.get(channel);
-    if (!bucket) return;
+    if (!bucket) return 0;
     refill(bucket, nowMs);
+    if (bucket.tokens < 1) return Math.ceil((1 - bucket.tokens) / bucket.perMs);
     bucket.tokens -= 1;
+    return 0;
   }
 
   /**

@@ -478,6 +478,16 @@ export class IncidentStore {
    * `message.outcome` audit entry, in one transaction. Receipts that arrived before this answer
    * are applied now. Returns where the message ended, or undefined when it was not sending.
    */
+  /** Records the outcomes of several sends in one transaction; returns each row's status. */
+  recordOutcomes(
+    outcomes: readonly { id: number; outcome: SendOutcome }[],
+    now: string,
+  ): (MessageStatus | undefined)[] {
+    return this.db.transaction(() =>
+      outcomes.map(({ id, outcome }) => this.recordOutcome(id, outcome, now)),
+    )();
+  }
+
   recordOutcome(id: number, outcome: SendOutcome, now: string): MessageStatus | undefined {
     // Not fenced: what a provider answered stays true after the lease is lost, and it only
     // changes a row this process claimed (still sending).
