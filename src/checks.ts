@@ -55,6 +55,7 @@ export {
   loadDirectory,
   parseDirectory,
   parseDirectorySource,
+  parseCsvDirectory,
   selectPeople,
 } from './directory/index.js';
 export type { Directory, Person } from './directory/index.js';

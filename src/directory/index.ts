@@ -1,5 +1,6 @@
 export { addressOf } from './address-of.js';
 export { checkAudiences } from './check-audiences.js';
+export { parseCsvDirectory } from './csv-directory.js';
 export {
   loadDirectory,
   parseDirectory,

@@ -6,6 +6,7 @@ import { PlaybookValidationError, TocsinError } from '../errors.js';
 import type { Problem } from '../errors.js';
 import { checkSchema, locate, parseYamlSource } from '../playbook/index.js';
 import type { YamlSource } from '../playbook/index.js';
+import { parseCsvDirectory } from './csv-directory.js';
 import type { AudienceSelector, Directory, Person } from './types.js';
 
 interface PersonDefinition {
@@ -22,7 +23,8 @@ interface PersonDefinition {
 }
 
 /**
- * Reads and checks a directory file.
+ * Reads and checks a directory file: YAML, or CSV when its name ends in .csv (for directories
+ * larger than a YAML file may be).
  *
  * @throws PlaybookSyntaxError when the YAML does not parse
  * @throws PlaybookValidationError with E_PLAYBOOK_SCHEMA or E_DIRECTORY_DUPLICATE_ID problems
@@ -34,7 +36,9 @@ export async function loadDirectory(file: string): Promise<Directory> {
   } catch (cause) {
     throw new TocsinError('E_PLAYBOOK_READ', `${file} cannot be read; check the path`, { cause });
   }
-  return parseDirectory(text, file);
+  return file.toLowerCase().endsWith('.csv')
+    ? parseCsvDirectory(text, file)
+    : parseDirectory(text, file);
 }
 
 /** Parses and checks directory text. */

@@ -1,0 +1,194 @@
+import { parse } from 'csv-parse/sync';
+import { IANAZone } from 'luxon';
+
+import { PlaybookValidationError } from '../errors.js';
+import type { Problem } from '../errors.js';
+import type { Directory, Person } from './types.js';
+
+/** The columns a CSV directory may have; `id` and `name` are required. */
+const COLUMNS = [
+  'id',
+  'name',
+  'phone',
+  'email',
+  'chat',
+  'locale',
+  'timeZone',
+  'roles',
+  'groups',
+  'tags',
+] as const;
+type Column = (typeof COLUMNS)[number];
+
+// The same rules as schemas/directory.schema.json, for one field at a time.
+const RULES: Partial<Record<Column, { pattern: RegExp; hint: string }>> = {
+  id: { pattern: /^[a-z0-9][a-z0-9._-]{0,62}$/, hint: 'lower-case letters, digits, . _ -' },
+  phone: { pattern: /^\+[1-9][0-9]{6,14}$/, hint: 'E.164, like +4915123456789' },
+  email: { pattern: /^[^\s@]+@[^\s@]+\.[^\s@]+$/, hint: 'an address like ada@example.com' },
+  chat: { pattern: /^[a-z0-9][a-z0-9_-]{0,62}$/, hint: "a chat webhook's name, like it-ops" },
+  locale: { pattern: /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, hint: 'a BCP 47 tag like de or en-GB' },
+};
+
+/** Lists in one cell: roles, groups and tags are separated by semicolons. */
+const LIST_SEPARATOR = ';';
+
+/**
+ * Reads a directory kept as CSV, for directories too large for YAML (a customer base, a whole
+ * staff): a header row naming the columns (id and name, then any of phone, email, chat,
+ * locale, timeZone, roles, groups, tags), one person per row, lists separated by semicolons.
+ * Each problem names its line and column.
+ *
+ * @throws PlaybookValidationError listing every problem (at most 50)
+ */
+export function parseCsvDirectory(text: string, file: string): Directory {
+  let records: { record: string[]; info: { lines: number; raw: string } }[];
+  try {
+    records = parse(text, {
+      bom: true,
+      info: true,
+      raw: true,
+      relax_column_count: false,
+      skip_empty_lines: true,
+      trim: true,
+    }) as unknown as { record: string[]; info: { lines: number; raw: string } }[];
+  } catch (cause) {
+    const line = (cause as { lines?: number }).lines ?? 1;
+    throw new PlaybookValidationError(file, [
+      {
+        code: 'E_PLAYBOOK_SYNTAX',
+        message: `${(cause as Error).message.split('\n')[0] ?? 'the CSV does not parse'}; fix the CSV (quote fields that hold commas)`,
+        location: { file, line, col: 1 },
+      },
+    ]);
+  }
+
+  const [header, ...rows] = records;
+  if (!header) {
+    throw new PlaybookValidationError(file, [
+      {
+        code: 'E_PLAYBOOK_SCHEMA',
+        message: 'the CSV directory is empty; start it with a header row: id,name,phone,...',
+        location: { file, line: 1, col: 1 },
+      },
+    ]);
+  }
+  const problems: Problem[] = [];
+  const columns = header.record as Column[];
+  const headerStarts = fieldStarts(header.info.raw);
+  columns.forEach((column, index) => {
+    if (!(COLUMNS as readonly string[]).includes(column)) {
+      problems.push({
+        code: 'E_PLAYBOOK_SCHEMA',
+        message: `column "${column}" is not known; use ${COLUMNS.join(', ')}`,
+        location: { file, line: header.info.lines, col: headerStarts[index] ?? 1 },
+      });
+    }
+  });
+  for (const required of ['id', 'name'] as const) {
+    if (!columns.includes(required)) {
+      problems.push({
+        code: 'E_PLAYBOOK_SCHEMA',
+        message: `the header has no "${required}" column; every person needs one`,
+        location: { file, line: header.info.lines, col: 1 },
+      });
+    }
+  }
+  if (problems.length > 0) throw new PlaybookValidationError(file, problems);
+
+  const people: Person[] = [];
+  const seen = new Set<string>();
+  for (const { record, info } of rows) {
+    const line = info.lines;
+    let starts: number[] | undefined;
+    const at = (column: Column): Problem['location'] => {
+      starts ??= fieldStarts(info.raw);
+      return { file, line, col: starts[columns.indexOf(column)] ?? 1 };
+    };
+    const cell = (column: Column): string => {
+      const index = columns.indexOf(column);
+      return index < 0 ? '' : (record[index] ?? '');
+    };
+    const report = (column: Column, message: string): void => {
+      if (problems.length < MAX_PROBLEMS) {
+        problems.push({ code: 'E_PLAYBOOK_SCHEMA', message, location: at(column) });
+      }
+    };
+
+    for (const [column, rule] of Object.entries(RULES) as [
+      Column,
+      { pattern: RegExp; hint: string },
+    ][]) {
+      const value = cell(column);
+      if (value !== '' && !rule.pattern.test(value)) {
+        report(column, `${column} "${value}" is not valid; write ${rule.hint}`);
+      }
+    }
+    const id = cell('id');
+    if (id === '') report('id', 'a person without an id; give every row one');
+    else if (seen.has(id)) {
+      if (problems.length < MAX_PROBLEMS) {
+        problems.push({
+          code: 'E_DIRECTORY_DUPLICATE_ID',
+          message: `person id "${id}" is used twice; give each person their own id`,
+          location: at('id'),
+        });
+      }
+    }
+    seen.add(id);
+    if (cell('name') === '') report('name', `person "${id}" has no name; add one`);
+    if (cell('phone') === '' && cell('email') === '' && cell('chat') === '') {
+      report('id', `person "${id}" has no phone, email or chat; give them a way to be reached`);
+    }
+    const timeZone = cell('timeZone');
+    if (timeZone !== '' && !IANAZone.isValidZone(timeZone)) {
+      report(
+        'timeZone',
+        `"${timeZone}" is not an IANA time zone; write it like Europe/Berlin or America/New_York`,
+      );
+    }
+    if (problems.length > 0) continue;
+
+    const person: Person = {
+      id,
+      name: cell('name'),
+      locale: cell('locale') || 'en',
+      timeZone: timeZone || 'UTC',
+      roles: list(cell('roles')),
+      groups: list(cell('groups')),
+      tags: list(cell('tags')),
+    };
+    const phone = cell('phone');
+    const email = cell('email');
+    const chat = cell('chat');
+    if (phone) person.phone = phone;
+    if (email) person.email = email;
+    if (chat) person.chat = chat;
+    people.push(person);
+  }
+  if (problems.length > 0) throw new PlaybookValidationError(file, problems);
+  return { file, people };
+}
+
+const MAX_PROBLEMS = 50;
+
+function list(value: string): string[] {
+  if (value === '') return [];
+  return [...new Set(value.split(LIST_SEPARATOR).map((item) => item.trim()))].filter(
+    (item) => item !== '',
+  );
+}
+
+/** The 1-based column where each field of a raw CSV line starts, quotes respected. */
+function fieldStarts(rawRecord: string): number[] {
+  // A record's raw text begins with the blank lines skipped before it.
+  const raw = rawRecord.replace(/^[\r\n]+/, '');
+  const starts = [1];
+  let isQuoted = false;
+  for (let index = 0; index < raw.length; index++) {
+    const character = raw[index];
+    if (character === '"') isQuoted = !isQuoted;
+    else if (character === ',' && !isQuoted) starts.push(index + 2);
+    else if (character === '\n' && !isQuoted) break;
+  }
+  return starts;
+}

@@ -1,0 +1,126 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { loadDirectory, parseCsvDirectory, PlaybookValidationError } from '../../src/index.js';
+
+const VALID = `id,name,phone,email,locale,timeZone,roles,groups,tags
+ada,Ada Quill,+12025550101,ada@example.com,en-GB,Europe/London,oncall;it-lead,it-operations,
+bert,"Lindqvist, Bert",+12025550102,,de,Europe/Berlin,oncall,it-operations,key-customer
+
+kim,Kim Lee,,kim@example.com,,,,,key-customer
+`;
+
+function problemsOf(text: string): { code: string; line: number; col: number; message: string }[] {
+  try {
+    parseCsvDirectory(text, 'people.csv');
+  } catch (error) {
+    if (error instanceof PlaybookValidationError) {
+      return error.problems.map((problem) => ({
+        code: problem.code,
+        line: problem.location.line,
+        col: problem.location.col,
+        message: problem.message,
+      }));
+    }
+    throw error;
+  }
+  return [];
+}
+
+describe('a directory kept as CSV', () => {
+  it('reads people with lists split on semicolons, quoted commas, and the YAML defaults', () => {
+    const directory = parseCsvDirectory(VALID, 'people.csv');
+
+    expect(directory.people).toEqual([
+      {
+        id: 'ada',
+        name: 'Ada Quill',
+        phone: '+12025550101',
+        email: 'ada@example.com',
+        locale: 'en-GB',
+        timeZone: 'Europe/London',
+        roles: ['oncall', 'it-lead'],
+        groups: ['it-operations'],
+        tags: [],
+      },
+      {
+        id: 'bert',
+        name: 'Lindqvist, Bert',
+        phone: '+12025550102',
+        locale: 'de',
+        timeZone: 'Europe/Berlin',
+        roles: ['oncall'],
+        groups: ['it-operations'],
+        tags: ['key-customer'],
+      },
+      {
+        id: 'kim',
+        name: 'Kim Lee',
+        email: 'kim@example.com',
+        locale: 'en',
+        timeZone: 'UTC',
+        roles: [],
+        groups: [],
+        tags: ['key-customer'],
+      },
+    ]);
+  });
+
+  it('names the line and column of each bad field, and every duplicate id', () => {
+    const text = `id,name,phone,timeZone
+ada,Ada,+12025550101,Europe/London
+bert,"Bert, B",0171 555,Europe/Berlin
+
+ada,Ada again,+12025550103,Mars/Olympus
+carl,,+12025550104,
+`;
+
+    expect(problemsOf(text)).toEqual([
+      expect.objectContaining({ code: 'E_PLAYBOOK_SCHEMA', line: 3, col: 16 }),
+      expect.objectContaining({ code: 'E_DIRECTORY_DUPLICATE_ID', line: 5, col: 1 }),
+      expect.objectContaining({ code: 'E_PLAYBOOK_SCHEMA', line: 5, col: 28 }),
+      expect.objectContaining({ code: 'E_PLAYBOOK_SCHEMA', line: 6, col: 6 }),
+    ]);
+    expect(problemsOf(text)[0]?.message).toBe(
+      'phone "0171 555" is not valid; write E.164, like +4915123456789',
+    );
+  });
+
+  it('refuses an unknown column, a header without id or name, and a person nobody can reach', () => {
+    expect(problemsOf('id,name,mobile\nada,Ada,+12025550101\n')).toEqual([
+      expect.objectContaining({
+        line: 1,
+        col: 9,
+        message: expect.stringContaining('"mobile"') as unknown,
+      }),
+    ]);
+    expect(problemsOf('name,phone\nAda,+12025550101\n').map((problem) => problem.message)).toEqual([
+      'the header has no "id" column; every person needs one',
+    ]);
+    expect(problemsOf('id,name,phone\nada,Ada,\n')).toEqual([
+      expect.objectContaining({
+        line: 2,
+        col: 1,
+        message: 'person "ada" has no phone, email or chat; give them a way to be reached',
+      }),
+    ]);
+    expect(problemsOf('id,name\nada,"Ada\n')[0]).toMatchObject({ code: 'E_PLAYBOOK_SYNTAX' });
+  });
+
+  it('is chosen by loadDirectory for a .csv file', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tocsin-csv-'));
+    try {
+      const file = path.join(dir, 'customers.csv');
+      writeFileSync(file, VALID);
+
+      const directory = await loadDirectory(file);
+
+      expect(directory.people.map((person) => person.id)).toEqual(['ada', 'bert', 'kim']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
