@@ -74,8 +74,12 @@ export interface ServiceConfig {
 }
 
 /** An SMS provider: Twilio or Vonage. */
-export type SmsProviderConfig =
-  ({ provider: 'twilio' } & TwilioSmsConfig) | ({ provider: 'vonage' } & VonageSmsConfig);
+export type SmsProviderConfig = (
+  ({ provider: 'twilio' } & TwilioSmsConfig) | ({ provider: 'vonage' } & VonageSmsConfig)
+) & {
+  /** Ask for delivery receipts (default true). */
+  receipts?: boolean;
+};
 
 /** The WhatsApp Cloud API channel with the secrets its webhooks need. */
 export type WhatsAppChannelConfig = WhatsAppCloudConfig & {
@@ -87,13 +91,14 @@ export type WhatsAppChannelConfig = WhatsAppCloudConfig & {
 
 type SecretRef = { env: string } | { file: string };
 
-type SmsProviderDefinition =
+type SmsProviderDefinition = (
   | (Omit<TwilioSmsConfig, 'authToken'> & { provider: 'twilio'; authToken: SecretRef })
   | (Omit<VonageSmsConfig, 'apiSecret' | 'baseUrl'> & {
       provider: 'vonage';
       baseUrl?: string;
       apiSecret: SecretRef;
-    });
+    })
+) & { receipts?: boolean };
 
 interface ConfigDefinition {
   database?: string;

@@ -74,7 +74,8 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     (provider): provider is SmsProviderConfig => provider !== undefined,
   );
   const receiptsUrl = (provider: SmsProviderConfig, path: string): (() => string | undefined) => {
-    const reachable = publicUrl !== undefined || isLoopback(provider.baseUrl);
+    const reachable =
+      provider.receipts !== false && (publicUrl !== undefined || isLoopback(provider.baseUrl));
     return () => (reachable && publicUrl ? `${publicUrl}${path}` : undefined);
   };
   const twilioConfig = smsProviders.find((provider) => provider.provider === 'twilio');
@@ -91,7 +92,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       createFailoverChannel(
         smsProviders.map((provider) => {
           if (provider.provider === 'vonage') {
-            const { provider: _kind, ...rest } = provider;
+            const { provider: _kind, receipts: _receipts, ...rest } = provider;
             return createVonageSmsChannel({
               ...rest,
               callback:
@@ -99,7 +100,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
                 receiptsUrl(provider, `/providers/vonage/status?token=${vonageToken ?? ''}`),
             });
           }
-          const { provider: _kind, ...rest } = provider;
+          const { provider: _kind, receipts: _receipts, ...rest } = provider;
           return createTwilioSmsChannel({
             ...rest,
             statusCallback:

@@ -100,6 +100,25 @@ export async function startSandbox(
     }),
   );
   app.get('/sandbox/messages', (c) => c.json({ messages: recorder.list() }));
+  // Counts and times only, cheap to poll while 100,000 messages arrive.
+  app.get('/sandbox/stats', (c) => {
+    const nth = Number(c.req.query('nth'));
+    return c.json(recorder.stats(Number.isSafeInteger(nth) && nth > 0 ? nth : undefined));
+  });
+  // A plain JSON target (what Apprise's json:// posts), recorded like any message.
+  app.post('/sandbox/json/:target', async (c) => {
+    const text = await c.req.text();
+    recorder.record({
+      channel: 'chat',
+      provider: 'json',
+      providerId: String(recorder.list().length + 1),
+      to: c.req.param('target'),
+      from: '',
+      subject: null,
+      body: text.slice(0, 1_000),
+    });
+    return c.body(null, 204);
+  });
   const faults = {
     sends: {
       twilio: twilioFaults.counts,

@@ -46,7 +46,8 @@ const MAGIC_NUMBERS: Record<string, { code: number; message: string }> = {
  */
 export function createTwilioStandIn(options: TwilioStandInOptions): Hono {
   const app = new Hono();
-  // What a GET of the Messages list shows: every message this stand-in took, newest first.
+  // What a GET of the Messages list shows: every message this stand-in took, oldest first here
+  // (appending stays cheap at 100,000 messages); the list is answered newest first.
   const created: Record<string, unknown>[] = [];
   const sendPath = '/2010-04-01/Accounts/:accountSid/Messages.json';
 
@@ -109,7 +110,7 @@ export function createTwilioStandIn(options: TwilioStandInOptions): Hono {
       body,
     });
     const resource = toMessageResource({ sid, accountSid, to, from, service, body });
-    created.unshift(resource);
+    created.push(resource);
     const callback = form.get('StatusCallback');
     const fault = callback ? options.receiptFault?.() : undefined;
     if (callback && fault !== 'lost') {
@@ -178,7 +179,8 @@ function listMessages(
     1000,
     Math.max(1, Number(url.searchParams.get('PageSize') ?? 50) || 50),
   );
-  const messages = created
+  const messages = [...created]
+    .reverse()
     .filter(
       (message) =>
         (to === null || message.to === to) &&
