@@ -92,12 +92,44 @@ export class Dispatcher {
     this.limits = new RateLimits(options.limits ?? {}, this.clock.now().toMillis());
   }
 
-  /** Marks rows left in flight by a previous process as unknown; returns how many. */
+  /**
+   * Deals with rows a previous process left in flight (claimed, answer never stored): on a
+   * channel that can ask its provider, each is asked about, as after a lost answer, and ends
+   * accepted (the provider has it) or is sent again (it has not); elsewhere it becomes unknown
+   * and is reported, never sent again. Returns how many became unknown.
+   */
   recoverInFlight(): number {
-    const rows = this.store.markInFlightUnknown(toIsoUtc(this.clock.now()));
-    if (rows.length > 0) {
+    const canAsk = (message: OutboxRecord): boolean =>
+      this.channels.get(message.channel)?.reconcile !== undefined;
+    const asking = this.store.listSending().filter(canAsk);
+    const rows = this.store.markInFlightUnknown(toIsoUtc(this.clock.now()), canAsk);
+    if (rows.length > 0 || asking.length > 0) {
       const messageIds = rows.slice(0, 20).map((row) => row.id);
-      this.log.warn({ unknown: rows.length, messageIds }, 'messages in flight at a crash');
+      this.log.warn(
+        { unknown: rows.length, reconciling: asking.length, messageIds },
+        'messages in flight at a crash',
+      );
+    }
+    for (const message of asking) {
+      const channel = this.channels.get(message.channel);
+      if (!channel) continue;
+      const log = this.log.child({ incidentId: message.incidentId, messageId: message.id });
+      // Claimed at updatedAt; the provider may have taken it from then on.
+      const started = DateTime.fromISO(message.updatedAt);
+      const lost = new ChannelError(
+        'E_CHANNEL_OUTCOME_UNKNOWN',
+        'the process stopped while the message was in flight',
+        { retryable: true, ambiguous: true },
+      );
+      this.inFlight++;
+      void this.reconcile(channel, message, lost, started, log)
+        .then((outcome) => {
+          this.outcomes.push({ message, outcome, started, log });
+        })
+        .finally(() => {
+          this.inFlight--;
+          this.schedulePump();
+        });
     }
     return rows.length;
   }

@@ -614,17 +614,26 @@ export class IncidentStore {
   }
 
   /**
-   * Marks every message left sending by a previous process as unknown: it may or may not have
-   * reached the provider, so it is reported rather than sent again. Returns the affected rows.
+   * Marks every message left sending by a previous process as unknown, except those `keep`
+   * takes (the caller asks the provider about them): it may or may not have reached the
+   * provider, so it is reported rather than sent again. Returns the rows marked.
    */
-  markInFlightUnknown(now: string): OutboxRecord[] {
+  markInFlightUnknown(
+    now: string,
+    keep: (message: OutboxRecord) => boolean = () => false,
+  ): OutboxRecord[] {
     return this.transaction(() => {
-      const rows = this.all(`SELECT * FROM outbox WHERE status = 'sending' ORDER BY id`);
-      this.run(
-        `UPDATE outbox SET status = 'unknown', error_code = 'E_CHANNEL_OUTCOME_UNKNOWN', updated_at = ?
-         WHERE status = 'sending'`,
-        now,
+      const rows = this.all(`SELECT * FROM outbox WHERE status = 'sending' ORDER BY id`).filter(
+        (row) => !keep(toMessage(row)),
       );
+      for (const row of rows) {
+        this.run(
+          `UPDATE outbox SET status = 'unknown', error_code = 'E_CHANNEL_OUTCOME_UNKNOWN', updated_at = ?
+           WHERE id = ? AND status = 'sending'`,
+          now,
+          row.id,
+        );
+      }
       for (const row of rows) {
         this.appendAudit({
           incidentId: String(row.incident_id),
@@ -724,6 +733,11 @@ export class IncidentStore {
   }
 
   /** Whether a message already holds this provider id. */
+  /** Messages still sending, as a previous process left them (claimed, answer never stored). */
+  listSending(): OutboxRecord[] {
+    return this.all(`SELECT * FROM outbox WHERE status = 'sending' ORDER BY id`).map(toMessage);
+  }
+
   hasProviderId(providerId: string): boolean {
     return this.get('SELECT 1 AS one FROM outbox WHERE provider_id = ?', providerId) !== undefined;
   }

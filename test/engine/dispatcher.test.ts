@@ -252,6 +252,52 @@ describe('dispatcher', () => {
     ]);
   });
 
+  it('asks the provider about messages left in flight, where it can: found is accepted, not found is sent again', async () => {
+    store.claimMessages(2, START.toISO() ?? '', START.plus({ minutes: 1 }).toISO() ?? '');
+    const channel = recordingChannel();
+    const asked: string[] = [];
+    const reconciling: ChannelAdapter = {
+      ...channel,
+      // The provider took "hello a" before the crash, never "hello b".
+      reconcile: (message) => {
+        asked.push(message.body);
+        return Promise.resolve(
+          message.body === 'hello a' ? [{ providerId: 'SMfound', receiptExpected: false }] : [],
+        );
+      },
+    };
+    const dispatcher = createDispatcher({
+      store,
+      clock,
+      channels: new Map([['sms', reconciling]]),
+      reconcileDelayMs: 1_000,
+      backoffBaseMs: 1_000,
+    });
+
+    const settle = async (): Promise<void> => {
+      for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+    };
+
+    const unknown = dispatcher.recoverInFlight();
+    dispatcher.wake();
+    await settle();
+    // The provider is asked after the reconcile pause; the one it lacks waits for its retry.
+    clock.advanceBy(1_000);
+    await settle();
+    clock.advanceBy(2_000);
+    await dispatcher.idle();
+
+    expect(unknown).toBe(0);
+    expect(asked).toEqual(['hello a', 'hello b']);
+    expect(channel.sent.map((m) => m.body).sort()).toEqual(['hello b', 'hello c']);
+    expect(store.listMessages('inc_1').map((m) => [m.status, m.providerId !== null])).toEqual([
+      ['accepted', true],
+      ['accepted', true],
+      ['accepted', true],
+    ]);
+    expect(store.listMessages('inc_1')[0]?.providerId).toBe('SMfound');
+  });
+
   it('fails messages for a channel that is not configured', async () => {
     const dispatcher = createDispatcher({ store, clock, channels: new Map() });
 
