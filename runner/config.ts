@@ -343,7 +343,7 @@ function readChannels(
             name,
             {
               format: webhook.format,
-              url: secret(webhook.url, `${where}.url`),
+              url: webhookUrl(secret(webhook.url, `${where}.url`), `${where}.url`),
               ...(webhook.secret === undefined
                 ? {}
                 : { secret: secret(webhook.secret, `${where}.secret`) }),
@@ -363,6 +363,23 @@ function readChannels(
     };
   }
   return result;
+}
+
+/** A chat webhook's URL, checked without ever printing it (it carries the room's token). */
+function webhookUrl(value: string, where: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (url?.protocol !== 'https:' && url?.protocol !== 'http:') {
+    throw new ConfigError(
+      'E_CONFIG_INVALID',
+      `${where} is not an http(s) URL; give the webhook URL the chat service showed when it was created`,
+    );
+  }
+  return value;
 }
 
 function readSmsProvider(
@@ -392,7 +409,7 @@ function readSecret(ref: SecretRef, env: NodeJS.ProcessEnv, base: string, where:
     if (value === undefined || value === '') {
       throw new ConfigError(
         'E_CONFIG_SECRET_MISSING',
-        `${where} names environment variable ${ref.env}, which is not set; export it`,
+        `${where} names environment variable ${ref.env}, which is ${value === undefined ? 'not set' : 'empty'}; export it with the secret`,
       );
     }
     return value;

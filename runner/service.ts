@@ -107,6 +107,25 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
               rest.statusCallback ?? receiptsUrl(provider, '/providers/twilio/status'),
           });
         }),
+        {
+          onFailover: ({ from, to, error, passedOverMs }) => {
+            const fields = {
+              channel: 'sms',
+              from,
+              to,
+              errorCode: error.providerCode ?? error.code,
+              ...(error.scope === undefined ? {} : { failureScope: error.scope }),
+            };
+            // A refused account needs a person; a throttle or a blip does not.
+            if (passedOverMs === undefined)
+              log.warn(fields, 'sms provider turned a message away; failing over');
+            else
+              log.error(
+                { ...fields, passedOverMs },
+                'sms provider failed for the whole channel; passing it over',
+              );
+          },
+        },
       ),
     );
   }
@@ -125,6 +144,16 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
           return last !== undefined && Date.parse(last) > Date.now() - WHATSAPP_WINDOW_MS;
         },
       }),
+    );
+  }
+  const rooms = new Set(Object.keys(channelConfig.chat?.webhooks ?? {}));
+  const missingRooms = [
+    ...new Set(directory.people.flatMap((person) => (person.chat ? [person.chat] : []))),
+  ].filter((room) => !rooms.has(room));
+  if (missingRooms.length > 0) {
+    log.warn(
+      { rooms: missingRooms },
+      'the directory names chat rooms that channels.chat.webhooks does not set up',
     );
   }
   warnAboutMissingChannels(

@@ -128,7 +128,13 @@ program
     if (options.host !== undefined) config.server.host = options.host;
     if (options.db !== undefined) config.database = (await import('node:path')).resolve(options.db);
 
-    const log = createLogger({ level: process.env.TOCSIN_LOG_LEVEL ?? 'info' });
+    const level = process.env.TOCSIN_LOG_LEVEL ?? 'info';
+    if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) {
+      throw new UsageError(
+        `TOCSIN_LOG_LEVEL is "${level}"; use debug, info, warn, error or silent`,
+      );
+    }
+    const log = createLogger({ level });
     const service = await startService(config, log);
     process.stdout.write(
       `tocsin listening on ${service.url}${service.sandbox ? ` (sandbox; messages at ${service.url}/sandbox/messages)` : ''}\n`,

@@ -506,7 +506,12 @@ function toVonageReceipt(
         : undefined;
   if (!status) return undefined;
   const ref = Number(params['client-ref']);
-  const row = Number.isSafeInteger(ref) ? store.getMessage(ref) : undefined;
+  const referenced = Number.isSafeInteger(ref) ? store.getMessage(ref) : undefined;
+  // Only an SMS that Vonage took (its ids are hex, Twilio's start with SM) can be named so.
+  const row =
+    referenced?.channel === 'sms' && /^[0-9A-Fa-f]{8,}$/.test(referenced.providerId ?? '')
+      ? referenced
+      : undefined;
   const receipt: DeliveryReceipt = {
     provider: 'vonage',
     providerId: row?.providerId ?? partId,
@@ -530,59 +535,120 @@ function handleWhatsAppChanges(
   payload: unknown,
   deps: AppDeps,
 ): { statuses: number; messages: number } {
-  const counts = { statuses: 0, messages: 0 };
-  const entries = (payload as { entry?: { changes?: { value?: WhatsAppValue }[] }[] } | null)
-    ?.entry;
-  if (!Array.isArray(entries)) throw new HttpError(422, 'a WhatsApp webhook has entry: [...]');
+  // Read the whole delivery first: a malformed part refuses it before anything is stored.
+  const { statuses, messages } = readWhatsAppChanges(payload);
   const now = new Date().toISOString();
-  for (const change of entries.flatMap((entry) => entry.changes ?? [])) {
-    for (const status of change.value?.statuses ?? []) {
-      const state = status.status;
-      const mapped =
-        state === 'delivered' || state === 'read'
-          ? state
-          : state === 'failed'
-            ? 'failed'
-            : undefined;
-      if (!mapped || typeof status.id !== 'string') continue;
-      counts.statuses++;
-      const receipt: DeliveryReceipt = {
-        provider: 'whatsapp',
-        providerId: status.id,
-        status: mapped,
-        providerStatus: state ?? '',
-        at: now,
-      };
-      const code = status.errors?.[0]?.code;
-      if (code !== undefined) receipt.errorCode = String(code);
-      const messageId = deps.store.recordReceipt(receipt);
-      if (messageId !== undefined && mapped === 'failed') deps.engine.fallBack(messageId);
-    }
-    for (const message of change.value?.messages ?? []) {
-      if (typeof message.from !== 'string') continue;
-      counts.messages++;
-      const address = `+${message.from}`;
-      deps.store.touchReplyWindow('whatsapp', address, now);
-      const text =
-        message.text?.body ??
-        message.button?.payload ??
-        message.button?.text ??
-        message.interactive?.button_reply?.title;
-      if (text) deps.engine.handleReply({ channel: 'whatsapp', address, text });
-    }
+  for (const status of statuses) {
+    const receipt: DeliveryReceipt = {
+      provider: 'whatsapp',
+      providerId: status.id,
+      status: status.mapped,
+      providerStatus: status.state,
+      at: now,
+    };
+    if (status.errorCode !== undefined) receipt.errorCode = status.errorCode;
+    const messageId = deps.store.recordReceipt(receipt);
+    if (messageId !== undefined && status.mapped === 'failed') deps.engine.fallBack(messageId);
   }
-  return counts;
+  for (const message of messages) {
+    deps.store.touchReplyWindow('whatsapp', message.address, now);
+    if (message.text)
+      deps.engine.handleReply({
+        channel: 'whatsapp',
+        address: message.address,
+        text: message.text,
+      });
+  }
+  return { statuses: statuses.length, messages: messages.length };
 }
 
-/** The parts of a WhatsApp change value Tocsin reads. */
-interface WhatsAppValue {
-  statuses?: { id?: string; status?: string; errors?: { code?: number }[] }[];
-  messages?: {
-    from?: string;
-    text?: { body?: string };
-    button?: { payload?: string; text?: string };
-    interactive?: { button_reply?: { title?: string } };
-  }[];
+interface WhatsAppStatus {
+  id: string;
+  state: string;
+  mapped: 'delivered' | 'read' | 'failed';
+  errorCode?: string;
+}
+
+/**
+ * The statuses and messages of a WhatsApp webhook delivery, checked field by field; 422 for
+ * anything not shaped as Meta documents it.
+ */
+function readWhatsAppChanges(payload: unknown): {
+  statuses: WhatsAppStatus[];
+  messages: { address: string; text: string | undefined }[];
+} {
+  const refuse = (where: string): never => {
+    throw new HttpError(422, `a WhatsApp webhook has ${where}; see Meta's webhook payload`);
+  };
+  const isObject = (value: unknown): value is Record<string, unknown> =>
+    value !== null && typeof value === 'object' && !Array.isArray(value);
+  const listAt = (value: unknown, where: string): unknown[] => {
+    if (value === undefined) return [];
+    return Array.isArray(value) ? value : refuse(`${where} that is not a list`);
+  };
+  if (!isObject(payload) || !Array.isArray(payload.entry)) refuse('no entry: [...]');
+  const statuses: WhatsAppStatus[] = [];
+  const messages: { address: string; text: string | undefined }[] = [];
+  for (const entry of (payload as { entry: unknown[] }).entry) {
+    if (!isObject(entry)) refuse('an entry that is not an object');
+    for (const change of listAt((entry as Record<string, unknown>).changes, 'changes')) {
+      if (!isObject(change)) refuse('a change that is not an object');
+      const value = (change as Record<string, unknown>).value;
+      if (value === undefined) continue;
+      if (!isObject(value)) refuse('a change value that is not an object');
+      const fields = value as Record<string, unknown>;
+      for (const status of listAt(fields.statuses, 'statuses')) {
+        if (
+          !isObject(status) ||
+          typeof status.id !== 'string' ||
+          typeof status.status !== 'string'
+        ) {
+          refuse('a status without a string id and status');
+        }
+        const {
+          id,
+          status: state,
+          errors,
+        } = status as { id: string; status: string; errors?: unknown };
+        const mapped =
+          state === 'delivered' || state === 'read'
+            ? state
+            : state === 'failed'
+              ? 'failed'
+              : undefined;
+        if (!mapped) continue;
+        const first = Array.isArray(errors) && isObject(errors[0]) ? errors[0].code : undefined;
+        statuses.push({
+          id,
+          state,
+          mapped,
+          ...(typeof first === 'number' || typeof first === 'string'
+            ? { errorCode: String(first) }
+            : {}),
+        });
+      }
+      for (const message of listAt(fields.messages, 'messages')) {
+        if (
+          !isObject(message) ||
+          typeof message.from !== 'string' ||
+          !/^\d{6,15}$/.test(message.from)
+        ) {
+          refuse('a message without the sender number in from');
+        }
+        const item = message as Record<string, unknown>;
+        const text = [
+          isObject(item.text) ? item.text.body : undefined,
+          isObject(item.button) ? item.button.payload : undefined,
+          isObject(item.button) ? item.button.text : undefined,
+          isObject(item.interactive) && isObject(item.interactive.button_reply)
+            ? item.interactive.button_reply.title
+            : undefined,
+        ].find((candidate): candidate is string => typeof candidate === 'string');
+        messages.push({ address: `+${String(item.from)}`, text });
+      }
+    }
+  }
+  return { statuses, messages };
 }
 
 function escapeXml(text: string): string {

@@ -93,7 +93,8 @@ export function createChatWebhooksChannel(config: ChatWebhooksConfig): ChannelAd
 function payloadFor(format: ChatWebhookFormat, message: OutgoingMessage): object {
   switch (format) {
     case 'slack':
-      return { text: message.body };
+      // Slack reads <...> as links and mentions (<!channel> pings everyone): values are text.
+      return { text: escapeSlack(message.body) };
     case 'teams':
       return {
         type: 'message',
@@ -117,6 +118,10 @@ function payloadFor(format: ChatWebhookFormat, message: OutgoingMessage): object
         text: message.body,
       };
   }
+}
+
+function escapeSlack(text: string): string {
+  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
 }
 
 // Slack's answers that no retry can fix: the URL's room is gone or the app may not post there.

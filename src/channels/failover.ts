@@ -16,7 +16,17 @@ const DEFAULT_COOL_DOWN_MS = 60_000;
  */
 export function createFailoverChannel(
   providers: readonly ChannelAdapter[],
-  options: { coolDownMs?: number; now?: () => number } = {},
+  options: {
+    coolDownMs?: number;
+    now?: () => number;
+    /** Told when a send moves on from a provider, and whether that one is now passed over. */
+    onFailover?: (event: {
+      from: string;
+      to: string;
+      error: ChannelError;
+      passedOverMs: number | undefined;
+    }) => void;
+  } = {},
 ): ChannelAdapter {
   const [first] = providers;
   if (!first) throw new Error('a failover channel needs at least one provider');
@@ -33,7 +43,7 @@ export function createFailoverChannel(
     // All down: try them anyway, in order, rather than fail without asking.
     const order = usable.length > 0 ? usable : providers;
     let lastError: unknown;
-    for (const provider of order) {
+    for (const [index, provider] of order.entries()) {
       try {
         const receipt = await provider.send(message, signal);
         doubtful.delete(message.id);
@@ -50,10 +60,18 @@ export function createFailoverChannel(
         }
         // Refused the account, or not reachable at all: pass it over for a while. A throttle or
         // a server error moves only this message on.
-        if (error.scope === 'channel' || error.status === undefined) {
-          downUntil.set(provider, now() + coolDownMs);
-        }
+        const isDown = error.scope === 'channel' || error.status === undefined;
+        if (isDown) downUntil.set(provider, now() + coolDownMs);
         if (signal.aborted) throw error;
+        const next = order[index + 1];
+        if (next) {
+          options.onFailover?.({
+            from: provider.provider,
+            to: next.provider,
+            error,
+            passedOverMs: isDown ? coolDownMs : undefined,
+          });
+        }
       }
     }
     throw lastError;

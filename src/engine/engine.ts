@@ -506,6 +506,8 @@ export class Engine {
         ? this.store.lastOpenIncidentMessaging(person.id, reply.channel)
         : this.store.findOpenIncidentByCode(intent.code);
     if (!incidentId || !this.running.has(incidentId)) return answer('no-incident');
+    // Only someone the incident has told may acknowledge it by reply: a code can be guessed.
+    if (!this.store.hasMessaged(incidentId, person.id)) return answer('no-incident');
     this.acknowledge(incidentId, person.id, reply.channel);
     const code = this.running.get(incidentId)?.actor.getSnapshot().context.replyCode ?? intent.code;
     return { ...answer('acknowledged', code), incidentId };

@@ -110,6 +110,17 @@ export class IncidentStore {
   }
 
   /** The open incident that last sent `personId` a message on `channel`: what a bare reply answers. */
+  /** Whether the incident has told this person anything, on any channel. */
+  hasMessaged(incidentId: string, personId: string): boolean {
+    return (
+      this.get(
+        'SELECT 1 AS one FROM outbox WHERE incident_id = ? AND person_id = ? LIMIT 1',
+        incidentId,
+        personId,
+      ) !== undefined
+    );
+  }
+
   lastOpenIncidentMessaging(personId: string, channel: string): string | undefined {
     const row = this.get(
       `SELECT o.incident_id AS id FROM outbox o JOIN incidents i ON i.id = o.incident_id

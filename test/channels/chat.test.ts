@@ -81,7 +81,9 @@ describe('chat webhooks', () => {
     const [slack, teams, json] = target.requests;
     expect(slack?.url).toBe('/services/T000/B000/XXXX');
     expect(slack?.headers['content-type']).toBe('application/json');
-    expect(JSON.parse(slack?.body ?? '')).toEqual({ text: 'Datenbank <db-1> down & "wer" hilft?' });
+    expect(JSON.parse(slack?.body ?? '')).toEqual({
+      text: 'Datenbank &lt;db-1&gt; down &amp; "wer" hilft?',
+    });
     expect(teams?.url).toBe('/workflows/abc?sig=s3cr3t');
     expect(JSON.parse(teams?.body ?? '')).toEqual({
       type: 'message',

@@ -33,6 +33,7 @@ kind: Directory
 people:
   - { id: ada, name: Ada, phone: '+15558675310', email: ada@example.com, roles: [oncall] }
   - { id: bert, name: Bert, phone: '+15558675311', roles: [oncall], locale: de-DE }
+  - { id: carl, name: Carl, phone: '+15558675312', roles: [customer] }
 `,
       'directory.yaml',
     ),
@@ -132,6 +133,15 @@ describe('SMS replies', () => {
     expect((await reply(app, { Body: 'ACK 0000' })).text).toContain('No open incident matches');
     const stranger = await reply(app, { Body: 'ACK', From: '+15550000000' });
     expect(stranger.text).toBe('<?xml version="1.0" encoding="UTF-8"?><Response></Response>');
+    expect(acknowledgedBy()).toBeNull();
+  });
+
+  it('refuses an acknowledgement by someone in the directory whom the incident never told', async () => {
+    const { app, code, acknowledgedBy } = setUp();
+
+    const answer = await reply(app, { Body: `ACK ${code}`, From: '+15558675312' });
+
+    expect(answer.text).toContain('No open incident matches');
     expect(acknowledgedBy()).toBeNull();
   });
 

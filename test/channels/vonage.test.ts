@@ -231,7 +231,13 @@ describe('SMS failover from Twilio to Vonage', () => {
       apiSecret: 'secret',
       from: '15005550006',
     });
-    const sms = createFailoverChannel([twilio, vonage], { coolDownMs: 60_000, now: () => now });
+    const events: unknown[] = [];
+    const sms = createFailoverChannel([twilio, vonage], {
+      coolDownMs: 60_000,
+      now: () => now,
+      onFailover: ({ from, to, error, passedOverMs }) =>
+        events.push([from, to, error.providerCode, error.scope, passedOverMs]),
+    });
     closers.push(() => sms.close());
 
     const first = await sms.send(message('one'), new AbortController().signal);
@@ -239,6 +245,8 @@ describe('SMS failover from Twilio to Vonage', () => {
     await sms.send(message('two', '+447700900001', 8), new AbortController().signal);
 
     expect(first.provider).toBe('vonage');
+    // Told once, when Twilio refused the account; the second message went straight to Vonage.
+    expect(events).toEqual([['twilio', 'vonage', '20003', 'channel', 60_000]]);
     expect(recorder.list().map((received) => [received.provider, received.body])).toEqual([
       ['vonage', 'one'],
       ['vonage', 'two'],
@@ -368,6 +376,12 @@ messages:
       }),
     });
 
+    // A receipt that names another row (here the email) by client-ref moves nothing.
+    const emailId = store.listMessages(id).find((row) => row.channel === 'email')?.id ?? 0;
+    const misdirected = await app.request(
+      `/providers/vonage/status?token=receipt-token&messageId=0D00000000000001&status=failed&err-code=6&client-ref=${emailId}`,
+    );
+    expect(misdirected.status).toBe(204);
     expect(forged.status).toBe(403);
     expect(failed.status).toBe(204);
     expect(store.listMessages(id).map((row) => [row.channel, row.status, row.errorCode])).toEqual([

@@ -202,6 +202,26 @@ messages:
     expect((await post(app, raw, '')).status).toBe(403);
   });
 
+  it('refuses a signed delivery of the wrong shape with 422, before storing any part of it', async () => {
+    const { app, store } = setUp();
+    const sign = (raw: string): string =>
+      `sha256=${createHmac('sha256', vector.app_secret).update(raw).digest('hex')}`;
+    const bodies = [
+      '{"entry":[null]}',
+      '{"entry":[{"changes":[{"value":{"statuses":5}}]}]}',
+      '{"entry":[{"changes":[{"value":{"statuses":[{"id":7,"status":"read"}]}}]}]}',
+      // A well-formed message first, then a broken one: neither is stored.
+      '{"entry":[{"changes":[{"value":{"messages":[{"from":"16505551234","text":{"body":"ok"}},{"from":5}]}}]}]}',
+      '{"entry":{}}',
+    ];
+
+    const statuses = [];
+    for (const raw of bodies) statuses.push((await post(app, raw, sign(raw))).status);
+
+    expect(statuses).toEqual([422, 422, 422, 422, 422]);
+    expect(store.lastInboundAt('whatsapp', '+16505551234')).toBeUndefined();
+  });
+
   it('answers the verification handshake only with the right token', async () => {
     const { app } = setUp();
     const verify = (token: string) =>

@@ -78,6 +78,42 @@ channels:
     expect(config.channels.email).toMatchObject({ password: 'hunter2', port: 587, secure: false });
   });
 
+  it('reads chat webhooks, and refuses a URL that is not http(s) without printing it', async () => {
+    const file = write(`apiVersion: tocsin/v1
+kind: Config
+channels:
+  chat:
+    webhooks:
+      it-ops: { format: slack, url: { env: SLACK_URL } }
+      siem: { format: json, url: { env: SIEM_URL }, secret: { env: SIEM_SECRET } }
+`);
+    const env = {
+      SLACK_URL: 'https://hooks.slack.com/services/T0/B0/secret-part',
+      SIEM_URL: 'https://siem.example.net/hooks/tocsin',
+      SIEM_SECRET: 'whsec',
+      TOCSIN_TOKEN: 'api',
+    };
+
+    const config = await loadServiceConfig(file, env);
+    const failure = (changes: Record<string, string>): Promise<Error & { code?: string }> =>
+      loadServiceConfig(file, { ...env, ...changes }).then(
+        () => new Error('loaded'),
+        (error: unknown) => error as Error & { code?: string },
+      );
+    const refused = await failure({ SLACK_URL: 'ftp://secret-part' });
+    const empty = await failure({ SIEM_SECRET: '' });
+
+    expect(config.channels.chat?.webhooks.siem).toEqual({
+      format: 'json',
+      url: 'https://siem.example.net/hooks/tocsin',
+      secret: 'whsec',
+    });
+    expect(refused.code).toBe('E_CONFIG_INVALID');
+    expect(refused.message).toContain('channels.chat.webhooks.it-ops.url is not an http(s) URL');
+    expect(refused.message).not.toContain('secret-part');
+    expect(empty.message).toContain('SIEM_SECRET, which is empty');
+  });
+
   it('names the environment variable of a missing secret', async () => {
     const file = write(`apiVersion: tocsin/v1
 kind: Config
