@@ -31,6 +31,16 @@ export interface DecideMessagesInput {
    * audience's order after the one that failed.
    */
   fallbackFrom?: { personId: string; audienceId: string; channel: string };
+  /** Told of each person of an audience the stage cannot reach, and why. */
+  onSkipped?: (skipped: SkippedRecipient) => void;
+}
+
+/** A person an audience holds whom a stage could not reach on any of its channels. */
+export interface SkippedRecipient {
+  personId: string;
+  audienceId: string;
+  /** Opted out (STOP) of every channel they have an address for, or no address for any. */
+  reason: 'opted-out' | 'no-address';
 }
 
 /**
@@ -92,6 +102,14 @@ export function decideMessages(input: DecideMessagesInput): NewOutboxMessage[] {
       );
       if (!channel) {
         unreachable++;
+        if (!fallback) {
+          const hasAddress = channels.some((kind) => addressOf(person, kind) !== undefined);
+          input.onSkipped?.({
+            personId: person.id,
+            audienceId,
+            reason: hasAddress ? 'opted-out' : 'no-address',
+          });
+        }
         continue;
       }
       const key = `${person.id}\u0000${channel}`;

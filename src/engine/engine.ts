@@ -28,7 +28,7 @@ import { convertVariables, extractVariables, WEBHOOK_SOURCES } from '../triggers
 import type { AlertmanagerPayload, VariableValues, WebhookSource } from '../triggers/index.js';
 import { buildMachine } from './build-machine.js';
 import { approvalStageId, decideApprovalRequests, decideMessages } from './decide-messages.js';
-import type { DecideMessagesInput } from './decide-messages.js';
+import type { DecideMessagesInput, SkippedRecipient } from './decide-messages.js';
 import type { IncidentEvent, IncidentMachine, StageDecision } from './build-machine.js';
 import type { FallbackReason } from './dispatcher.js';
 
@@ -77,6 +77,8 @@ interface Effects {
   fired: StageDecision[];
   requested: StageDecision[];
   messages: NewOutboxMessage[];
+  /** People the fired stages could not reach, for the audit log. */
+  skipped: (SkippedRecipient & { stageId: string; at: string })[];
 }
 
 // How long a timer whose transition failed waits before it is tried again.
@@ -683,7 +685,12 @@ export class Engine {
     fired: StageDecision[],
     requested: StageDecision[],
   ): Effects {
-    const messages = fired.flatMap((decision) => this.decideMessages(running, decision));
+    const skipped: Effects['skipped'] = [];
+    const messages = fired.flatMap((decision) =>
+      this.decideMessages(running, decision, undefined, (skip) =>
+        skipped.push({ ...skip, stageId: decision.stageId, at: decision.at }),
+      ),
+    );
     const requests = requested.flatMap((decision) =>
       decideApprovalRequests({
         playbook: running.version.playbook,
@@ -696,7 +703,7 @@ export class Engine {
           : { replyCode: running.actor.getSnapshot().context.replyCode }),
       }),
     );
-    return { fired, requested, messages: [...messages, ...requests] };
+    return { fired, requested, messages: [...messages, ...requests], skipped };
   }
 
   private persist(running: RunningIncident, effects: Effects, at: string): void {
@@ -741,15 +748,31 @@ export class Engine {
       running.log.info({ stageId: decision.stageId, approvers }, 'approval requested');
     }
     this.store.insertMessages(effects.messages);
+    for (const skip of effects.skipped) {
+      this.store.appendAudit({
+        incidentId: running.id,
+        at: skip.at,
+        actor: 'engine',
+        type: 'recipient.skipped',
+        data: {
+          stageId: skip.stageId,
+          personId: skip.personId,
+          audienceId: skip.audienceId,
+          reason: skip.reason,
+        },
+      });
+    }
   }
 
   private decideMessages(
     running: RunningIncident,
     decision: StageDecision,
     fallbackFrom?: DecideMessagesInput['fallbackFrom'],
+    onSkipped?: DecideMessagesInput['onSkipped'],
   ): NewOutboxMessage[] {
     return decideMessages({
       ...(fallbackFrom ? { fallbackFrom } : {}),
+      ...(onSkipped ? { onSkipped } : {}),
       playbook: running.version.playbook,
       directory: this.directory,
       templates: this.templates,

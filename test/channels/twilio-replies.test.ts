@@ -162,6 +162,24 @@ describe('SMS replies', () => {
     expect(ledger).toEqual([{ actor: 'ada', type: 'recipient.opted-out' }]);
   });
 
+  it('records a person that STOP leaves without a channel as skipped, with the reason', async () => {
+    const { app, clock, store, id } = setUp();
+
+    await reply(app, { Body: 'STOP', From: '+15558675311' }, 'twilio-inbound-sms-stop.json');
+    clock.advanceTo(START.plus({ minutes: 10 }));
+
+    const skipped = store.listAudit(id).filter((entry) => entry.type === 'recipient.skipped');
+    expect(skipped.map((entry) => entry.data)).toEqual([
+      { stageId: 'update', personId: 'bert', audienceId: 'oncall', reason: 'opted-out' },
+    ]);
+    expect(
+      store
+        .listMessages(id)
+        .filter((message) => message.stageId === 'update')
+        .map((message) => message.personId),
+    ).toEqual(['ada']);
+  });
+
   it('refuses a reply that is not signed with the auth token', async () => {
     const { app, acknowledgedBy } = setUp();
 
