@@ -116,6 +116,8 @@ function toProblem(source: YamlSource, error: ErrorObject): Problem | undefined 
 
   // Branch failures inside oneOf are summarised by the oneOf error itself.
   if (error.schemaPath.includes('/oneOf/')) return undefined;
+  // An if/then says only that the branch failed; the branch's own errors say how.
+  if (error.keyword === 'if') return undefined;
 
   switch (error.keyword) {
     case 'required': {

@@ -134,6 +134,25 @@ server: { token: { env: API_TOKEN } }
     });
   });
 
+  it('says only that a misspelt SMS provider is unknown', async () => {
+    const file = write(`apiVersion: tocsin/v1
+kind: Config
+channels:
+  sms: { provider: twillio, accountSid: AC0123456789abcdef0123456789abcdef, authToken: { env: X }, from: '+15005550006' }
+`);
+
+    await expect(loadServiceConfig(file, { TOCSIN_TOKEN: 't', X: 'x' })).rejects.toMatchObject({
+      problems: [
+        {
+          code: 'E_PLAYBOOK_SCHEMA',
+          message:
+            '"channels.sms.provider" is "twillio", which is not allowed; use one of "twilio", "vonage"',
+          location: { file, line: 4, col: 20 },
+        },
+      ],
+    });
+  });
+
   it('locates a schema problem in the config file', async () => {
     const file = write('apiVersion: tocsin/v1\nkind: Config\nserver:\n  prot: 8080\n');
 
