@@ -378,10 +378,34 @@ program
             }
           : {}),
       });
-      const { accountSid, authToken, from } = SANDBOX_CREDENTIALS;
-      process.stdout.write(
-        `${JSON.stringify({ http: sandbox.httpUrl, smtp: sandbox.smtp, twilio: { accountSid, authToken, from } })}\n`,
-      );
+      const credentials = SANDBOX_CREDENTIALS;
+      const { accountSid, authToken, from } = credentials;
+      const http = sandbox.httpUrl;
+      // What a service config needs to send here; the credentials are the stand-ins' own.
+      const info = {
+        http,
+        smtp: sandbox.smtp,
+        twilio: { accountSid, authToken, from },
+        vonage: {
+          baseUrl: http,
+          apiKey: credentials.vonageApiKey,
+          apiSecret: credentials.vonageApiSecret,
+          from: credentials.vonageFrom,
+        },
+        whatsapp: {
+          baseUrl: http,
+          phoneNumberId: credentials.whatsappPhoneNumberId,
+          accessToken: credentials.whatsappAccessToken,
+        },
+        chat: {
+          slack: `${http}/chat/slack/ROOM`,
+          teams: `${http}/chat/teams/ROOM`,
+          json: `${http}/chat/json/ROOM`,
+          jsonSecret: credentials.chatSecret,
+        },
+        messages: `${http}/sandbox/messages`,
+      };
+      process.stdout.write(`${JSON.stringify(info)}\n`);
       await waitForSignal();
       await sandbox.close();
     },
