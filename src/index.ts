@@ -71,6 +71,7 @@ export {
   createEngine,
   Dispatcher,
   Engine,
+  EXPANSION_PART,
   interpretReply,
   RateLimits,
 } from './engine/index.js';

@@ -46,6 +46,8 @@ export interface TimelineEntry {
     body: string;
     status: string;
   }[];
+  /** For a stage to more people than a simulation shows: how many messages it would send. */
+  wouldSend?: number;
 }
 
 /** The simulated timeline of one incident. */
@@ -58,6 +60,10 @@ export interface SimulationResult {
   timeline: TimelineEntry[];
   totals: { messages: number; byChannel: Record<string, number> };
 }
+
+// A stage to more people shows this many messages and counts the rest, so a rehearsal with a
+// whole staff or customer base stays quick to run and to read.
+const SHOWN_PER_STAGE = 50;
 
 // A timeline that has not settled after this long is cut off; it would repeat forever.
 const HORIZON = { days: 7 };
@@ -73,7 +79,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationResu
 
   const clock = new ManualClock(options.start);
   const store = new IncidentStore(':memory:');
-  const engine = createEngine({ store, clock, directory });
+  const engine = createEngine({ store, clock, directory, sampleLargeStages: SHOWN_PER_STAGE });
   engine.loadPlaybooks([playbook]);
   engine.start();
 
@@ -151,7 +157,9 @@ export function formatSimulationText(result: SimulationResult): string {
     const what = entry.stageId ? `${entry.type} ${entry.stageId}` : entry.type;
     const by = entry.by ? ` by ${entry.by}` : '';
     const count = entry.messages
-      ? ` (${entry.messages.length} message${entry.messages.length === 1 ? '' : 's'})`
+      ? entry.wouldSend !== undefined
+        ? ` (${entry.wouldSend} messages, the first ${entry.messages.length} shown)`
+        : ` (${entry.messages.length} message${entry.messages.length === 1 ? '' : 's'})`
       : '';
     lines.push(`${entry.offset.padStart(8)}  ${what}${by}${count}`);
     for (const message of entry.messages ?? []) {
@@ -197,6 +205,7 @@ function toResult(
   const messages = store.listMessages(incidentId);
   const names = new Map(directory.people.map((person) => [person.id, person.name]));
   const timeline: TimelineEntry[] = [];
+  const unshown: Record<string, number> = {};
 
   for (const entry of store.listAudit(incidentId)) {
     const offset = toOffset(start, DateTime.fromISO(entry.at));
@@ -230,15 +239,33 @@ function toResult(
               }))
           : undefined;
       const by = entry.actor === 'engine' ? {} : { by: entry.actor };
-      timeline.push({ ...base, stageId, ...by, ...(sent ? { messages: sent } : {}) });
+      const wouldSend = entry.data.sampled === true ? Number(entry.data.wouldSend) : undefined;
+      if (wouldSend !== undefined && sent) {
+        // The messages not shown still count, by the channel each would take.
+        const shown: Record<string, number> = {};
+        for (const message of sent) shown[message.channel] = (shown[message.channel] ?? 0) + 1;
+        for (const [channel, count] of Object.entries(
+          entry.data.byChannel as Record<string, number>,
+        )) {
+          unshown[channel] = (unshown[channel] ?? 0) + count - (shown[channel] ?? 0);
+        }
+      }
+      timeline.push({
+        ...base,
+        stageId,
+        ...by,
+        ...(sent ? { messages: sent } : {}),
+        ...(wouldSend === undefined ? {} : { wouldSend }),
+      });
       continue;
     }
     timeline.push(entry.actor === 'engine' ? base : { ...base, by: entry.actor });
   }
 
-  const byChannel: Record<string, number> = {};
+  const byChannel: Record<string, number> = { ...unshown };
   for (const message of messages)
     byChannel[message.channel] = (byChannel[message.channel] ?? 0) + 1;
+  const total = Object.values(byChannel).reduce((sum, count) => sum + count, 0);
   return {
     playbook: { name: playbook.name, version: playbook.version, file: playbook.file },
     incidentId,
@@ -246,7 +273,7 @@ function toResult(
     endedAt: end.toUTC().toISO() ?? '',
     status: store.getIncident(incidentId)?.status ?? 'unknown',
     timeline,
-    totals: { messages: messages.length, byChannel },
+    totals: { messages: total, byChannel },
   };
 }
 

@@ -77,8 +77,26 @@ export function parseDirectorySource(source: YamlSource): Directory {
   return { file, people: definitions.map(toPerson) };
 }
 
+// Selections are asked for again and again (each part of a large stage): kept per directory,
+// which never changes once loaded.
+const selections = new WeakMap<Directory, Map<string, Person[]>>();
+
 /** The people an audience selects, in directory order. */
 export function selectPeople(directory: Directory, selector: AudienceSelector): Person[] {
+  const key = JSON.stringify([selector.roles ?? [], selector.groups ?? [], selector.tags ?? []]);
+  let cache = selections.get(directory);
+  if (!cache) {
+    cache = new Map();
+    selections.set(directory, cache);
+  }
+  const cached = cache.get(key);
+  if (cached) return cached;
+  const selected = filterPeople(directory, selector);
+  cache.set(key, selected);
+  return selected;
+}
+
+function filterPeople(directory: Directory, selector: AudienceSelector): Person[] {
   const roles = new Set(selector.roles ?? []);
   const groups = new Set(selector.groups ?? []);
   const tags = new Set(selector.tags ?? []);

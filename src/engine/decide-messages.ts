@@ -31,6 +31,11 @@ export interface DecideMessagesInput {
    * audience's order after the one that failed.
    */
   fallbackFrom?: { personId: string; audienceId: string; channel: string };
+  /**
+   * Only the (audience, person) pairs with index in [from, to) of the stage's enumeration
+   * (`countRecipientPairs`): a stage to many people is decided in parts.
+   */
+  range?: { from: number; to: number };
   /** Told of each person of an audience the stage cannot reach, and why. */
   onSkipped?: (skipped: SkippedRecipient) => void;
 }
@@ -83,12 +88,20 @@ export function decideMessages(input: DecideMessagesInput): NewOutboxMessage[] {
   const seen = new Set<string>();
   let unreachable = 0;
   const fallback = input.fallbackFrom;
+  const range = fallback ? undefined : input.range;
+  let offset = 0;
   for (const audienceId of fallback ? [fallback.audienceId] : stage.audiences) {
     const audience = playbook.definition.audiences[audienceId];
     const compiled = playbook.messages.get(messageKey(stage.id, audienceId));
     if (!audience || !compiled) continue;
 
-    const people = selectPeople(input.directory, audience.select);
+    const selected = selectPeople(input.directory, audience.select);
+    const first = offset;
+    offset += selected.length;
+    const people = range
+      ? selected.slice(Math.max(0, range.from - first), Math.max(0, range.to - first))
+      : selected;
+    if (people.length === 0) continue;
     const failedAt = fallback ? audience.channels.indexOf(fallback.channel as ChannelKind) : -1;
     const channels = fallback
       ? failedAt < 0
@@ -151,6 +164,56 @@ export function decideMessages(input: DecideMessagesInput): NewOutboxMessage[] {
   if (unreachable > 0)
     input.log.warn({ stageId: stage.id, unreachable }, 'recipients without an address');
   return messages;
+}
+
+/**
+ * How many (audience, person) pairs a stage enumerates: the size of the work its firing
+ * decides, before people in several audiences are counted once.
+ */
+export function countRecipientPairs(
+  playbook: LoadedPlaybook,
+  directory: Directory,
+  stageId: string,
+): number {
+  const stage = playbook.definition.stages.find((candidate) => candidate.id === stageId);
+  if (!stage) return 0;
+  return stage.audiences.reduce((sum, audienceId) => {
+    const audience = playbook.definition.audiences[audienceId];
+    const compiled = playbook.messages.get(messageKey(stage.id, audienceId));
+    return audience && compiled ? sum + selectPeople(directory, audience.select).length : sum;
+  }, 0);
+}
+
+/**
+ * How many messages a stage would decide, per channel, without rendering any: the same choice
+ * of channel per person (first with an address and no opt-out), each person and channel once.
+ */
+export function tallyRecipients(
+  playbook: LoadedPlaybook,
+  directory: Directory,
+  stageId: string,
+  optOuts: ReadonlySet<string> | undefined,
+): { messages: number; byChannel: Record<string, number> } {
+  const stage = playbook.definition.stages.find((candidate) => candidate.id === stageId);
+  const byChannel: Record<string, number> = {};
+  let messages = 0;
+  if (!stage) return { messages, byChannel };
+  const seen = new Set<string>();
+  for (const audienceId of stage.audiences) {
+    const audience = playbook.definition.audiences[audienceId];
+    if (!audience || !playbook.messages.has(messageKey(stage.id, audienceId))) continue;
+    for (const person of selectPeople(directory, audience.select)) {
+      const channel = audience.channels.find(
+        (kind) =>
+          addressOf(person, kind) !== undefined && !optOuts?.has(`${person.id}\u0000${kind}`),
+      );
+      if (!channel || seen.has(`${person.id}\u0000${channel}`)) continue;
+      seen.add(`${person.id}\u0000${channel}`);
+      byChannel[channel] = (byChannel[channel] ?? 0) + 1;
+      messages++;
+    }
+  }
+  return { messages, byChannel };
 }
 
 /** The end of the person's quiet hours, in their own time zone, if `at` falls inside them. */

@@ -18,6 +18,7 @@ import type { Logger } from '../logger.js';
 import { parsePlaybook } from '../playbook/index.js';
 import type { LoadedPlaybook } from '../playbook/index.js';
 import type {
+  ExpansionRecord,
   IncidentRecord,
   IncidentStatus,
   IncidentStore,
@@ -27,7 +28,13 @@ import { TemplateEngine } from '../template/index.js';
 import { convertVariables, extractVariables, WEBHOOK_SOURCES } from '../triggers/index.js';
 import type { AlertmanagerPayload, VariableValues, WebhookSource } from '../triggers/index.js';
 import { buildMachine } from './build-machine.js';
-import { approvalStageId, decideApprovalRequests, decideMessages } from './decide-messages.js';
+import {
+  approvalStageId,
+  countRecipientPairs,
+  decideApprovalRequests,
+  decideMessages,
+  tallyRecipients,
+} from './decide-messages.js';
 import type { DecideMessagesInput, SkippedRecipient } from './decide-messages.js';
 import type { IncidentEvent, IncidentMachine, StageDecision } from './build-machine.js';
 import type { FallbackReason } from './dispatcher.js';
@@ -39,6 +46,11 @@ export interface EngineDeps {
   directory: Directory;
   log?: Logger;
   templates?: TemplateEngine;
+  /**
+   * For dry runs (simulate): a stage to more than this many people decides only the first
+   * this many messages and counts the rest by channel, without rendering them.
+   */
+  sampleLargeStages?: number;
 }
 
 /** A request to start an incident of a playbook by name. */
@@ -79,7 +91,18 @@ interface Effects {
   messages: NewOutboxMessage[];
   /** People the fired stages could not reach, for the audit log. */
   skipped: (SkippedRecipient & { stageId: string; at: string })[];
+  /** Fired stages too large for one transaction: the rest is decided in parts. */
+  expansions: ExpansionRecord[];
+  /** In a dry run, what each sampled stage would send in all, by `stageId:occurrence`. */
+  tallies: Map<string, { messages: number; byChannel: Record<string, number> }>;
 }
+
+/**
+ * The most (audience, person) pairs one transaction decides. A stage to more people decides
+ * this many with its firing, and the rest in further parts of this size, each in its own
+ * transaction, so sending starts at once and memory does not grow with the audience.
+ */
+export const EXPANSION_PART = 500;
 
 // How long a timer whose transition failed waits before it is tried again.
 const TIMER_RETRY_MS = 5_000;
@@ -106,6 +129,7 @@ export class Engine {
   private readonly store: IncidentStore;
   private readonly clock: Clock;
   private readonly directory: Directory;
+  private readonly sampleLargeStages: number | undefined;
   private readonly log: Logger;
   private readonly templates: TemplateEngine;
   private readonly current = new Map<string, PlaybookVersion>();
@@ -115,11 +139,13 @@ export class Engine {
   private timerHandle: unknown;
   private retryFloorMs = 0;
   private isStarted = false;
+  private isExpanding = false;
 
   constructor(deps: EngineDeps) {
     this.store = deps.store;
     this.clock = deps.clock;
     this.directory = deps.directory;
+    this.sampleLargeStages = deps.sampleLargeStages;
     this.log = deps.log ?? noopLogger;
     this.templates = deps.templates ?? new TemplateEngine();
   }
@@ -186,6 +212,8 @@ export class Engine {
   start(): void {
     this.isStarted = true;
     this.fireDueTimers();
+    // Stages a previous process left half decided go on where they stopped.
+    if (this.store.nextExpansion()) this.scheduleExpansion();
   }
 
   stop(): void {
@@ -605,6 +633,101 @@ export class Engine {
     this.log.info({ incidentId, stageId, approvedBy: by }, 'stage approved');
   }
 
+  /**
+   * Decides the next part of the oldest stage still expanding, in one transaction; returns
+   * false when none is left. Parts are decided by index into the stage's (audience, person)
+   * pairs; a pair decided before (a person in two audiences) is not decided twice.
+   */
+  expandNext(): boolean {
+    const expansion = this.store.nextExpansion();
+    if (!expansion) return false;
+    const running = this.running.get(expansion.incidentId);
+    const range = {
+      from: expansion.nextIndex,
+      to: Math.min(expansion.total, expansion.nextIndex + EXPANSION_PART),
+    };
+    const skipped: Effects['skipped'] = [];
+    const decision: StageDecision = {
+      stageId: expansion.stageId,
+      at: expansion.firedAt,
+      occurrence: expansion.occurrence,
+    };
+    const messages = running
+      ? this.decideMessages(
+          running,
+          decision,
+          undefined,
+          (skip) => skipped.push({ ...skip, stageId: decision.stageId, at: decision.at }),
+          range,
+        )
+      : [];
+    let inserted = 0;
+    this.store.transaction(() => {
+      inserted = this.store.insertMessages(messages, { ignoreDuplicates: true });
+      for (const skip of skipped) {
+        this.store.appendAudit({
+          incidentId: expansion.incidentId,
+          at: skip.at,
+          actor: 'engine',
+          type: 'recipient.skipped',
+          data: {
+            stageId: skip.stageId,
+            personId: skip.personId,
+            audienceId: skip.audienceId,
+            reason: skip.reason,
+          },
+        });
+      }
+      // An incident no longer running (closed, or its playbook gone) ends its expansion.
+      this.store.advanceExpansion(expansion, running ? range.to : expansion.total);
+      if (!running || range.to >= expansion.total) {
+        this.store.appendAudit({
+          incidentId: expansion.incidentId,
+          at: toIsoUtc(this.clock.now()),
+          actor: 'engine',
+          type: 'stage.expanded',
+          data: {
+            stageId: expansion.stageId,
+            occurrence: expansion.occurrence,
+            pairs: expansion.total,
+          },
+        });
+      }
+    });
+    if (inserted > 0) for (const listener of this.decidedListeners) listener();
+    return true;
+  }
+
+  /** Decides every part of every stage still expanding, at once (simulations, tests). */
+  expandAll(): number {
+    let parts = 0;
+    while (this.expandNext()) parts++;
+    return parts;
+  }
+
+  /**
+   * Expands large stages part by part, yielding to the event loop between parts so the
+   * dispatcher sends the first parts while later ones are decided.
+   */
+  private scheduleExpansion(): void {
+    if (this.isExpanding || !this.isStarted) return;
+    this.isExpanding = true;
+    const step = (): void => {
+      let more: boolean;
+      try {
+        more = this.isStarted && this.expandNext();
+      } catch (error) {
+        this.log.error({ err: error }, 'stage expansion failed; retrying');
+        this.isExpanding = false;
+        this.clock.setTimeout(() => this.scheduleExpansion(), TIMER_RETRY_MS);
+        return;
+      }
+      if (more) setImmediate(step);
+      else this.isExpanding = false;
+    };
+    setImmediate(step);
+  }
+
   /** Sends `timer.fired` for every stored timer due now, earliest first, then re-arms. */
   fireDueTimers(): number {
     const now = toIsoUtc(this.clock.now());
@@ -661,12 +784,27 @@ export class Engine {
           });
         }
         this.persist(running, effects, event.at);
-        // Requests for approvals that no longer exist are not sent once the incident closes.
+        // Requests for approvals that no longer exist are not sent once the incident closes;
+        // nor are the undecided parts of a large stage, which would follow the all-clear.
         if (event.type === 'alert.resolved' || event.type === 'incident.cancelled') {
           this.store.withdrawApprovalRequests(incidentId, event.at);
+          for (const dropped of this.store.dropExpansions(incidentId)) {
+            this.store.appendAudit({
+              incidentId,
+              at: event.at,
+              actor: 'engine',
+              type: 'stage.expansion-dropped',
+              data: {
+                stageId: dropped.stageId,
+                occurrence: dropped.occurrence,
+                undecided: dropped.total - dropped.nextIndex,
+              },
+            });
+          }
         }
       });
       this.afterCommit(effects.messages.length);
+      if (effects.expansions.length > 0) this.scheduleExpansion();
     } catch (error) {
       // The actor ran ahead of the database; put it back where the database is.
       this.reload(incidentId);
@@ -686,11 +824,45 @@ export class Engine {
     requested: StageDecision[],
   ): Effects {
     const skipped: Effects['skipped'] = [];
-    const messages = fired.flatMap((decision) =>
-      this.decideMessages(running, decision, undefined, (skip) =>
-        skipped.push({ ...skip, stageId: decision.stageId, at: decision.at }),
-      ),
-    );
+    const expansions: ExpansionRecord[] = [];
+    const tallies: Effects['tallies'] = new Map();
+    const messages = fired.flatMap((decision) => {
+      const total = countRecipientPairs(running.version.playbook, this.directory, decision.stageId);
+      const sample = this.sampleLargeStages;
+      if (sample !== undefined && total > sample) {
+        tallies.set(
+          `${decision.stageId}:${decision.occurrence}`,
+          tallyRecipients(
+            running.version.playbook,
+            this.directory,
+            decision.stageId,
+            this.store.listOptOuts(),
+          ),
+        );
+        return this.decideMessages(running, decision, undefined, undefined, {
+          from: 0,
+          to: sample,
+        });
+      }
+      const range = total > EXPANSION_PART ? { from: 0, to: EXPANSION_PART } : undefined;
+      if (range) {
+        expansions.push({
+          incidentId: running.id,
+          stageId: decision.stageId,
+          occurrence: decision.occurrence,
+          firedAt: decision.at,
+          nextIndex: range.to,
+          total,
+        });
+      }
+      return this.decideMessages(
+        running,
+        decision,
+        undefined,
+        (skip) => skipped.push({ ...skip, stageId: decision.stageId, at: decision.at }),
+        range,
+      );
+    });
     const requests = requested.flatMap((decision) =>
       decideApprovalRequests({
         playbook: running.version.playbook,
@@ -703,7 +875,14 @@ export class Engine {
           : { replyCode: running.actor.getSnapshot().context.replyCode }),
       }),
     );
-    return { fired, requested, messages: [...messages, ...requests], skipped };
+    return {
+      fired,
+      requested,
+      messages: [...messages, ...requests],
+      skipped,
+      expansions,
+      tallies,
+    };
   }
 
   private persist(running: RunningIncident, effects: Effects, at: string): void {
@@ -722,6 +901,7 @@ export class Engine {
       })),
     );
     for (const decision of effects.fired) {
+      const tally = effects.tallies.get(`${decision.stageId}:${decision.occurrence}`);
       const count = effects.messages.filter(
         (message) => message.stageId === decision.stageId,
       ).length;
@@ -730,7 +910,14 @@ export class Engine {
         at: decision.at,
         actor: 'engine',
         type: 'stage.fired',
-        data: { stageId: decision.stageId, occurrence: decision.occurrence, messages: count },
+        data: {
+          stageId: decision.stageId,
+          occurrence: decision.occurrence,
+          messages: count,
+          ...(tally
+            ? { sampled: true, wouldSend: tally.messages, byChannel: tally.byChannel }
+            : {}),
+        },
       });
       running.log.info({ stageId: decision.stageId, messages: count }, 'stage fired');
     }
@@ -748,6 +935,7 @@ export class Engine {
       running.log.info({ stageId: decision.stageId, approvers }, 'approval requested');
     }
     this.store.insertMessages(effects.messages);
+    for (const expansion of effects.expansions) this.store.insertExpansion(expansion);
     for (const skip of effects.skipped) {
       this.store.appendAudit({
         incidentId: running.id,
@@ -769,10 +957,12 @@ export class Engine {
     decision: StageDecision,
     fallbackFrom?: DecideMessagesInput['fallbackFrom'],
     onSkipped?: DecideMessagesInput['onSkipped'],
+    range?: DecideMessagesInput['range'],
   ): NewOutboxMessage[] {
     return decideMessages({
       ...(fallbackFrom ? { fallbackFrom } : {}),
       ...(onSkipped ? { onSkipped } : {}),
+      ...(range ? { range } : {}),
       playbook: running.version.playbook,
       directory: this.directory,
       templates: this.templates,

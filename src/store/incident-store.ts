@@ -7,6 +7,7 @@ import type {
   AuditEntry,
   AuditRecord,
   DeliveryReceipt,
+  ExpansionRecord,
   MessageStatus,
   IncidentRecord,
   IncidentStatus,
@@ -405,10 +406,15 @@ export class IncidentStore {
   // Outbox
 
   /** Adds decided messages to the outbox, each with its `message.decided` audit entry. */
-  insertMessages(messages: readonly NewOutboxMessage[]): void {
+  insertMessages(
+    messages: readonly NewOutboxMessage[],
+    options: { ignoreDuplicates?: boolean } = {},
+  ): number {
+    let inserted = 0;
+    const verb = options.ignoreDuplicates ? 'INSERT OR IGNORE' : 'INSERT';
     for (const message of messages) {
-      const { lastInsertRowid } = this.run(
-        `INSERT INTO outbox (incident_id, stage_id, occurrence, audience_id, person_id, channel, address,
+      const { lastInsertRowid, changes } = this.run(
+        `${verb} INTO outbox (incident_id, stage_id, occurrence, audience_id, person_id, channel, address,
            subject, body, status, error_code, error_message, decided_at, not_before, updated_at,
            sms_encoding, sms_segments, receipt_timeout_ms)
          VALUES (@incidentId, @stageId, @occurrence, @audienceId, @personId, @channel, @address,
@@ -422,6 +428,9 @@ export class IncidentStore {
           receiptTimeoutMs: message.receiptTimeoutMs ?? null,
         },
       );
+      // Already decided (a person in two audiences, met again in a later part of an expansion).
+      if (changes === 0) continue;
+      inserted++;
       // Ids and outcome only: the address and the text stay in the outbox row.
       this.appendAudit({
         incidentId: message.incidentId,
@@ -441,6 +450,7 @@ export class IncidentStore {
         },
       });
     }
+    return inserted;
   }
 
   /**
@@ -744,6 +754,61 @@ export class IncidentStore {
   }
 
   /** Whether a message already holds this provider id. */
+  /** Records that a fired stage's messages are decided in parts, from `nextIndex` on. */
+  insertExpansion(expansion: ExpansionRecord): void {
+    this.run(
+      `INSERT INTO expansions (incident_id, stage_id, occurrence, fired_at, next_index, total)
+       VALUES (@incidentId, @stageId, @occurrence, @firedAt, @nextIndex, @total)`,
+      expansion,
+    );
+  }
+
+  /** The oldest stage expansion still under way. */
+  nextExpansion(): ExpansionRecord | undefined {
+    const row = this.get('SELECT * FROM expansions ORDER BY fired_at, rowid LIMIT 1');
+    return row
+      ? {
+          incidentId: String(row.incident_id),
+          stageId: String(row.stage_id),
+          occurrence: Number(row.occurrence),
+          firedAt: String(row.fired_at),
+          nextIndex: Number(row.next_index),
+          total: Number(row.total),
+        }
+      : undefined;
+  }
+
+  /** Moves an expansion on to `nextIndex`, or ends it once it reached its total. */
+  advanceExpansion(expansion: ExpansionRecord, nextIndex: number): void {
+    const key = [expansion.incidentId, expansion.stageId, expansion.occurrence];
+    if (nextIndex >= expansion.total) {
+      this.run(
+        'DELETE FROM expansions WHERE incident_id = ? AND stage_id = ? AND occurrence = ?',
+        ...key,
+      );
+    } else {
+      this.run(
+        'UPDATE expansions SET next_index = ? WHERE incident_id = ? AND stage_id = ? AND occurrence = ?',
+        nextIndex,
+        ...key,
+      );
+    }
+  }
+
+  /** Ends every expansion of an incident (it closed); returns them as they stood. */
+  dropExpansions(incidentId: string): ExpansionRecord[] {
+    const rows = this.all('SELECT * FROM expansions WHERE incident_id = ?', incidentId);
+    this.run('DELETE FROM expansions WHERE incident_id = ?', incidentId);
+    return rows.map((row) => ({
+      incidentId,
+      stageId: String(row.stage_id),
+      occurrence: Number(row.occurrence),
+      firedAt: String(row.fired_at),
+      nextIndex: Number(row.next_index),
+      total: Number(row.total),
+    }));
+  }
+
   /** Messages still sending, as a previous process left them (claimed, answer never stored). */
   listSending(): OutboxRecord[] {
     return this.all(`SELECT * FROM outbox WHERE status = 'sending' ORDER BY id`).map(toMessage);

@@ -140,4 +140,16 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE outbox ADD COLUMN receipt_due_at TEXT;
   CREATE INDEX outbox_receipt_due ON outbox (receipt_due_at) WHERE receipt_due_at IS NOT NULL;
   `,
+  // 8: a stage fired to more people than one transaction decides: where its expansion stands.
+  `
+  CREATE TABLE expansions (
+    incident_id TEXT NOT NULL REFERENCES incidents (id),
+    stage_id TEXT NOT NULL,
+    occurrence INTEGER NOT NULL,
+    fired_at TEXT NOT NULL,
+    next_index INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, stage_id, occurrence)
+  );
+  `,
 ];

@@ -107,6 +107,18 @@ export interface LeaseRecord {
   expiresAt: string;
 }
 
+/** A fired stage whose messages are decided in parts: the part to decide next. */
+export interface ExpansionRecord {
+  incidentId: string;
+  stageId: string;
+  occurrence: number;
+  firedAt: string;
+  /** Index of the next (audience, person) pair of the stage to decide. */
+  nextIndex: number;
+  /** How many pairs the stage has in all. */
+  total: number;
+}
+
 /** What a provider reported later about a message it accepted. */
 export interface DeliveryReceipt {
   provider: string;

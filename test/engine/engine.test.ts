@@ -185,9 +185,9 @@ describe('engine', () => {
     const id = trigger();
     const insert = store.insertMessages.bind(store);
     let failures = 1;
-    store.insertMessages = (messages) => {
+    store.insertMessages = (messages, options) => {
       if (failures-- > 0) throw new Error('disk full');
-      insert(messages);
+      return insert(messages, options);
     };
 
     clock.advanceTo(START.plus({ minutes: 15 }));

@@ -1,0 +1,135 @@
+import { DateTime } from 'luxon';
+import { describe, expect, it } from 'vitest';
+
+import {
+  createEngine,
+  EXPANSION_PART,
+  IncidentStore,
+  ManualClock,
+  parseCsvDirectory,
+  parsePlaybook,
+} from '../../src/index.js';
+
+const START = DateTime.fromISO('2026-12-04T09:00:00Z');
+const PEOPLE = 1_234;
+
+// Everyone is staff; the first 100 are on call too, so they are in both audiences of the page.
+const directory = parseCsvDirectory(
+  [
+    'id,name,phone,roles',
+    ...Array.from(
+      { length: PEOPLE },
+      (_, i) =>
+        `p${i},Person ${i},+1202${String(5_000_000 + i).padStart(7, '0')},${i < 100 ? 'staff;oncall' : 'staff'}`,
+    ),
+  ].join('\n'),
+  'people.csv',
+);
+
+const playbook = parsePlaybook(
+  `apiVersion: tocsin/v1
+kind: Playbook
+metadata: { name: all-staff, version: 1 }
+triggers: [{ source: manual }]
+audiences:
+  oncall: { select: { roles: [oncall] }, channels: [sms] }
+  staff: { select: { roles: [staff] }, channels: [sms] }
+stages:
+  - { id: page, after: 0m, audiences: [oncall, staff] }
+  - { id: clear, on: resolved, audiences: [oncall] }
+messages:
+  page:
+    oncall: { sms: 'On call: {{ recipient.id }}' }
+    staff: { sms: 'Staff: {{ recipient.id }}' }
+  clear:
+    oncall: { sms: 'Clear' }
+`,
+  'all-staff.yaml',
+);
+
+function setUp(store = new IncidentStore(':memory:')) {
+  const clock = new ManualClock(START);
+  const engine = createEngine({ store, clock, directory });
+  engine.loadPlaybooks([playbook]);
+  return { store, clock, engine };
+}
+
+describe('a stage to more people than one transaction decides', () => {
+  it('decides the first part with the firing and the rest in parts, each person once', () => {
+    const { store, engine } = setUp();
+    const id = engine.declare({ playbook: 'all-staff', variables: {}, by: 'test' }).id;
+
+    const atFiring = store.listMessages(id).length;
+    const parts = engine.expandAll();
+    const rows = store.listMessages(id);
+
+    // The first part holds the 100 on call, then 400 staff pairs of which 100 are the same
+    // people again: they are not told twice.
+    expect(atFiring).toBe(EXPANSION_PART - 100);
+    // 1,334 pairs (100 people in both audiences), so three more parts after the first.
+    expect(parts).toBe(Math.ceil((PEOPLE + 100) / EXPANSION_PART) - 1);
+    expect(rows).toHaveLength(PEOPLE);
+    expect(new Set(rows.map((row) => row.personId)).size).toBe(PEOPLE);
+    expect(
+      rows.filter((row) => row.body.startsWith('On call')).map((row) => row.audienceId),
+    ).toEqual(Array(100).fill('oncall'));
+    expect(store.nextExpansion()).toBeUndefined();
+    expect(store.listAudit(id).filter((entry) => entry.type === 'stage.expanded')).toHaveLength(1);
+  });
+
+  it('goes on where it stopped after a restart', () => {
+    const first = setUp();
+    const id = first.engine.declare({ playbook: 'all-staff', variables: {}, by: 'test' }).id;
+    first.engine.expandNext();
+    first.engine.stop();
+
+    const second = setUp(first.store);
+    second.engine.restore();
+    const before = second.store.listMessages(id).length;
+    second.engine.expandAll();
+
+    expect(before).toBe(2 * EXPANSION_PART - 100);
+    expect(second.store.listMessages(id)).toHaveLength(PEOPLE);
+  });
+
+  it('stops deciding the rest when the incident is resolved, so nothing follows the all-clear', () => {
+    const { store, engine } = setUp();
+    const id = engine.declare({ playbook: 'all-staff', variables: {}, by: 'test' }).id;
+
+    engine.resolve(id, 'test');
+    engine.expandAll();
+
+    const rows = store.listMessages(id);
+    expect(rows.filter((row) => row.stageId === 'page')).toHaveLength(EXPANSION_PART - 100);
+    expect(rows.filter((row) => row.stageId === 'clear')).toHaveLength(100);
+    expect(
+      store
+        .listAudit(id)
+        .filter((entry) => entry.type === 'stage.expansion-dropped')
+        .map((entry) => entry.data),
+    ).toEqual([{ stageId: 'page', occurrence: 1, undecided: PEOPLE + 100 - EXPANSION_PART }]);
+  });
+
+  it('in a dry run, decides a sample and counts the rest by channel', () => {
+    const store = new IncidentStore(':memory:');
+    const engine = createEngine({
+      store,
+      clock: new ManualClock(START),
+      directory,
+      sampleLargeStages: 20,
+    });
+    engine.loadPlaybooks([playbook]);
+    const id = engine.declare({ playbook: 'all-staff', variables: {}, by: 'test' }).id;
+
+    const fired = store.listAudit(id).find((entry) => entry.type === 'stage.fired');
+
+    expect(store.listMessages(id)).toHaveLength(20);
+    expect(fired?.data).toMatchObject({
+      messages: 20,
+      sampled: true,
+      wouldSend: PEOPLE,
+      byChannel: { sms: PEOPLE },
+    });
+    expect(store.nextExpansion()).toBeUndefined();
+  });
+});
