@@ -804,7 +804,6 @@ export class Engine {
         }
       });
       this.afterCommit(effects.messages.length);
-      if (effects.expansions.length > 0) this.scheduleExpansion();
     } catch (error) {
       // The actor ran ahead of the database; put it back where the database is.
       this.reload(incidentId);
@@ -979,6 +978,8 @@ export class Engine {
   private afterCommit(messageCount: number): void {
     if (messageCount > 0) {
       for (const listener of this.decidedListeners) listener();
+      // A stage too large for one transaction goes on in parts.
+      if (!this.isExpanding && this.store.nextExpansion()) this.scheduleExpansion();
     }
     this.arm();
   }

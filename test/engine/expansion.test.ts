@@ -77,6 +77,23 @@ describe('a stage to more people than one transaction decides', () => {
     expect(store.listAudit(id).filter((entry) => entry.type === 'stage.expanded')).toHaveLength(1);
   });
 
+  it('expands on its own in a started engine, part by part between turns of the event loop', async () => {
+    const { store, engine } = setUp();
+    let wakes = 0;
+    engine.onMessagesDecided(() => wakes++);
+    engine.start();
+    const id = engine.declare({ playbook: 'all-staff', variables: {}, by: 'test' }).id;
+
+    for (let turn = 0; turn < 20 && store.nextExpansion(); turn++) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+
+    expect(store.listMessages(id)).toHaveLength(PEOPLE);
+    // The dispatcher is woken after the firing and after every later part.
+    expect(wakes).toBe(Math.ceil((PEOPLE + 100) / EXPANSION_PART));
+    engine.stop();
+  });
+
   it('goes on where it stopped after a restart', () => {
     const first = setUp();
     const id = first.engine.declare({ playbook: 'all-staff', variables: {}, by: 'test' }).id;
