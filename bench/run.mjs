@@ -272,7 +272,8 @@ async function firstMessage(sandbox) {
     const before = (await stats(sandbox)).count;
     const started = now();
     await trigger(serve.url);
-    await waitForCount(sandbox, before + 1, 2);
+    // The time is the one the stand-in recorded; polling gently keeps the bench off the CPU.
+    await waitForCount(sandbox, before + 1, 20);
     const { nthAtMs } = await stats(sandbox, before + 1);
     latencies.push(nthAtMs - started);
     await waitForCount(sandbox, before + 1_000, 20);

@@ -71,6 +71,7 @@ export {
   createEngine,
   Dispatcher,
   Engine,
+  EXPANSION_FIRST_PART,
   EXPANSION_PART,
   interpretReply,
   RateLimits,

@@ -2,7 +2,7 @@ import { parse } from 'csv-parse/sync';
 import { IANAZone } from 'luxon';
 
 import { PlaybookValidationError } from '../errors.js';
-import type { Problem } from '../errors.js';
+import type { ErrorCode, Problem } from '../errors.js';
 import type { Directory, Person } from './types.js';
 
 /** The columns a CSV directory may have; `id` and `name` are required. */
@@ -41,77 +41,51 @@ const LIST_SEPARATOR = ';';
  * @throws PlaybookValidationError listing every problem (at most 50)
  */
 export function parseCsvDirectory(text: string, file: string): Directory {
-  let records: { record: string[]; info: { lines: number; raw: string } }[];
-  try {
-    records = parse(text, {
-      bom: true,
-      info: true,
-      raw: true,
-      relax_column_count: false,
-      skip_empty_lines: true,
-      trim: true,
-    }) as unknown as { record: string[]; info: { lines: number; raw: string } }[];
-  } catch (cause) {
-    const line = (cause as { lines?: number }).lines ?? 1;
-    throw new PlaybookValidationError(file, [
-      {
-        code: 'E_PLAYBOOK_SYNTAX',
-        message: `${(cause as Error).message.split('\n')[0] ?? 'the CSV does not parse'}; fix the CSV (quote fields that hold commas)`,
-        location: { file, line, col: 1 },
-      },
-    ]);
-  }
-
-  const [header, ...rows] = records;
-  if (!header) {
-    throw new PlaybookValidationError(file, [
-      {
-        code: 'E_PLAYBOOK_SCHEMA',
-        message: 'the CSV directory is empty; start it with a header row: id,name,phone,...',
-        location: { file, line: 1, col: 1 },
-      },
-    ]);
-  }
   const problems: Problem[] = [];
-  const columns = header.record as Column[];
-  const headerStarts = fieldStarts(header.info.raw);
-  columns.forEach((column, index) => {
-    if (!(COLUMNS as readonly string[]).includes(column)) {
-      problems.push({
-        code: 'E_PLAYBOOK_SCHEMA',
-        message: `column "${column}" is not known; use ${COLUMNS.join(', ')}`,
-        location: { file, line: header.info.lines, col: headerStarts[index] ?? 1 },
-      });
-    }
-  });
-  for (const required of ['id', 'name'] as const) {
-    if (!columns.includes(required)) {
-      problems.push({
-        code: 'E_PLAYBOOK_SCHEMA',
-        message: `the header has no "${required}" column; every person needs one`,
-        location: { file, line: header.info.lines, col: 1 },
-      });
-    }
-  }
-  if (problems.length > 0) throw new PlaybookValidationError(file, problems);
-
   const people: Person[] = [];
   const seen = new Set<string>();
-  for (const { record, info } of rows) {
-    const line = info.lines;
+  let columns: Column[] | undefined;
+  let isHeaderBad = false;
+
+  const readHeader = (record: string[], line: number, raw: string): void => {
+    columns = record as Column[];
+    const starts = fieldStarts(raw);
+    record.forEach((column, index) => {
+      if (!(COLUMNS as readonly string[]).includes(column)) {
+        problems.push({
+          code: 'E_PLAYBOOK_SCHEMA',
+          message: `column "${column}" is not known; use ${COLUMNS.join(', ')}`,
+          location: { file, line, col: starts[index] ?? 1 },
+        });
+      }
+    });
+    for (const required of ['id', 'name'] as const) {
+      if (!record.includes(required)) {
+        problems.push({
+          code: 'E_PLAYBOOK_SCHEMA',
+          message: `the header has no "${required}" column; every person needs one`,
+          location: { file, line, col: 1 },
+        });
+      }
+    }
+  };
+
+  const readRow = (header: Column[], record: string[], line: number, raw: string): void => {
     let starts: number[] | undefined;
     const at = (column: Column): Problem['location'] => {
-      starts ??= fieldStarts(info.raw);
-      return { file, line, col: starts[columns.indexOf(column)] ?? 1 };
+      starts ??= fieldStarts(raw);
+      return { file, line, col: starts[header.indexOf(column)] ?? 1 };
     };
     const cell = (column: Column): string => {
-      const index = columns.indexOf(column);
+      const index = header.indexOf(column);
       return index < 0 ? '' : (record[index] ?? '');
     };
-    const report = (column: Column, message: string): void => {
-      if (problems.length < MAX_PROBLEMS) {
-        problems.push({ code: 'E_PLAYBOOK_SCHEMA', message, location: at(column) });
-      }
+    const report = (
+      column: Column,
+      message: string,
+      code: ErrorCode = 'E_PLAYBOOK_SCHEMA',
+    ): void => {
+      if (problems.length < MAX_PROBLEMS) problems.push({ code, message, location: at(column) });
     };
 
     for (const [column, rule] of Object.entries(RULES) as [
@@ -126,13 +100,11 @@ export function parseCsvDirectory(text: string, file: string): Directory {
     const id = cell('id');
     if (id === '') report('id', 'a person without an id; give every row one');
     else if (seen.has(id)) {
-      if (problems.length < MAX_PROBLEMS) {
-        problems.push({
-          code: 'E_DIRECTORY_DUPLICATE_ID',
-          message: `person id "${id}" is used twice; give each person their own id`,
-          location: at('id'),
-        });
-      }
+      report(
+        'id',
+        `person id "${id}" is used twice; give each person their own id`,
+        'E_DIRECTORY_DUPLICATE_ID',
+      );
     }
     seen.add(id);
     if (cell('name') === '') report('name', `person "${id}" has no name; add one`);
@@ -146,7 +118,8 @@ export function parseCsvDirectory(text: string, file: string): Directory {
         `"${timeZone}" is not an IANA time zone; write it like Europe/Berlin or America/New_York`,
       );
     }
-    if (problems.length > 0) continue;
+    // Once anything is wrong, the rest is only checked, not kept.
+    if (problems.length > 0) return;
 
     const person: Person = {
       id,
@@ -164,6 +137,47 @@ export function parseCsvDirectory(text: string, file: string): Directory {
     if (email) person.email = email;
     if (chat) person.chat = chat;
     people.push(person);
+  };
+
+  try {
+    // Each record is read as the parser meets it and not kept: a directory of 100,000 people
+    // never exists twice in memory.
+    parse(text, {
+      bom: true,
+      raw: true,
+      relax_column_count: false,
+      skip_empty_lines: true,
+      trim: true,
+      on_record: (entry: unknown, context: { lines: number }) => {
+        const { record, raw } = entry as { record: string[]; raw: string };
+        if (columns === undefined) {
+          readHeader(record, context.lines, raw);
+          isHeaderBad = problems.length > 0;
+        } else if (!isHeaderBad && problems.length < MAX_PROBLEMS) {
+          readRow(columns, record, context.lines, raw);
+        }
+        return null;
+      },
+    });
+  } catch (cause) {
+    if (cause instanceof PlaybookValidationError) throw cause;
+    const line = (cause as { lines?: number }).lines ?? 1;
+    throw new PlaybookValidationError(file, [
+      {
+        code: 'E_PLAYBOOK_SYNTAX',
+        message: `${(cause as Error).message.split('\n')[0] ?? 'the CSV does not parse'}; fix the CSV (quote fields that hold commas)`,
+        location: { file, line, col: 1 },
+      },
+    ]);
+  }
+  if (columns === undefined) {
+    throw new PlaybookValidationError(file, [
+      {
+        code: 'E_PLAYBOOK_SCHEMA',
+        message: 'the CSV directory is empty; start it with a header row: id,name,phone,...',
+        location: { file, line: 1, col: 1 },
+      },
+    ]);
   }
   if (problems.length > 0) throw new PlaybookValidationError(file, problems);
   return { file, people };
@@ -171,11 +185,20 @@ export function parseCsvDirectory(text: string, file: string): Directory {
 
 const MAX_PROBLEMS = 50;
 
+// Lists repeat (everyone in "staff"): one shared array per distinct cell, read-only.
+const LISTS = new Map<string, string[]>();
+
 function list(value: string): string[] {
-  if (value === '') return [];
-  return [...new Set(value.split(LIST_SEPARATOR).map((item) => item.trim()))].filter(
-    (item) => item !== '',
-  );
+  const cached = LISTS.get(value);
+  if (cached) return cached;
+  const items =
+    value === ''
+      ? []
+      : [...new Set(value.split(LIST_SEPARATOR).map((item) => item.trim()))].filter(
+          (item) => item !== '',
+        );
+  if (LISTS.size < 10_000) LISTS.set(value, items);
+  return items;
 }
 
 /** The 1-based column where each field of a raw CSV line starts, quotes respected. */

@@ -98,11 +98,15 @@ interface Effects {
 }
 
 /**
- * The most (audience, person) pairs one transaction decides. A stage to more people decides
- * this many with its firing, and the rest in further parts of this size, each in its own
- * transaction, so sending starts at once and memory does not grow with the audience.
+ * The most (audience, person) pairs one transaction decides. A stage to more people than
+ * EXPANSION_FIRST_PART decides that many with its firing, and the rest in further parts of this
+ * size, each in its own transaction, so sending starts at once and memory does not grow with
+ * the audience.
  */
 export const EXPANSION_PART = 500;
+
+/** The part decided with the firing itself: small, so the first messages leave at once. */
+export const EXPANSION_FIRST_PART = 100;
 
 // How long a timer whose transition failed waits before it is tried again.
 const TIMER_RETRY_MS = 5_000;
@@ -843,7 +847,8 @@ export class Engine {
           to: sample,
         });
       }
-      const range = total > EXPANSION_PART ? { from: 0, to: EXPANSION_PART } : undefined;
+      const range =
+        total > EXPANSION_FIRST_PART ? { from: 0, to: EXPANSION_FIRST_PART } : undefined;
       if (range) {
         expansions.push({
           incidentId: running.id,

@@ -6,7 +6,7 @@ export type {
   IncidentTimer,
   StageDecision,
 } from './build-machine.js';
-export { createEngine, Engine, EXPANSION_PART } from './engine.js';
+export { createEngine, Engine, EXPANSION_FIRST_PART, EXPANSION_PART } from './engine.js';
 export type { EngineDeps, StartIncidentRequest, TriggerOutcome } from './engine.js';
 export { createDispatcher, Dispatcher } from './dispatcher.js';
 export type { DispatcherOptions, FallbackReason } from './dispatcher.js';

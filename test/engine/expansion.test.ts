@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 
 import {
   createEngine,
+  EXPANSION_FIRST_PART,
   EXPANSION_PART,
   IncidentStore,
   ManualClock,
@@ -63,11 +64,11 @@ describe('a stage to more people than one transaction decides', () => {
     const parts = engine.expandAll();
     const rows = store.listMessages(id);
 
-    // The first part holds the 100 on call, then 400 staff pairs of which 100 are the same
-    // people again: they are not told twice.
-    expect(atFiring).toBe(EXPANSION_PART - 100);
-    // 1,334 pairs (100 people in both audiences), so three more parts after the first.
-    expect(parts).toBe(Math.ceil((PEOPLE + 100) / EXPANSION_PART) - 1);
+    // The first part holds the 100 on call; the staff pairs that name them again come later
+    // and are not told twice.
+    expect(atFiring).toBe(EXPANSION_FIRST_PART);
+    // 1,334 pairs (100 people in both audiences): the first part, then parts of 500.
+    expect(parts).toBe(Math.ceil((PEOPLE + 100 - EXPANSION_FIRST_PART) / EXPANSION_PART));
     expect(rows).toHaveLength(PEOPLE);
     expect(new Set(rows.map((row) => row.personId)).size).toBe(PEOPLE);
     expect(
@@ -90,7 +91,7 @@ describe('a stage to more people than one transaction decides', () => {
 
     expect(store.listMessages(id)).toHaveLength(PEOPLE);
     // The dispatcher is woken after the firing and after every later part.
-    expect(wakes).toBe(Math.ceil((PEOPLE + 100) / EXPANSION_PART));
+    expect(wakes).toBe(1 + Math.ceil((PEOPLE + 100 - EXPANSION_FIRST_PART) / EXPANSION_PART));
     engine.stop();
   });
 
@@ -105,7 +106,8 @@ describe('a stage to more people than one transaction decides', () => {
     const before = second.store.listMessages(id).length;
     second.engine.expandAll();
 
-    expect(before).toBe(2 * EXPANSION_PART - 100);
+    // The first part (100 on call) and one more (500 staff pairs, 100 of them told already).
+    expect(before).toBe(EXPANSION_FIRST_PART + EXPANSION_PART - 100);
     expect(second.store.listMessages(id)).toHaveLength(PEOPLE);
   });
 
@@ -117,14 +119,14 @@ describe('a stage to more people than one transaction decides', () => {
     engine.expandAll();
 
     const rows = store.listMessages(id);
-    expect(rows.filter((row) => row.stageId === 'page')).toHaveLength(EXPANSION_PART - 100);
+    expect(rows.filter((row) => row.stageId === 'page')).toHaveLength(EXPANSION_FIRST_PART);
     expect(rows.filter((row) => row.stageId === 'clear')).toHaveLength(100);
     expect(
       store
         .listAudit(id)
         .filter((entry) => entry.type === 'stage.expansion-dropped')
         .map((entry) => entry.data),
-    ).toEqual([{ stageId: 'page', occurrence: 1, undecided: PEOPLE + 100 - EXPANSION_PART }]);
+    ).toEqual([{ stageId: 'page', occurrence: 1, undecided: PEOPLE + 100 - EXPANSION_FIRST_PART }]);
   });
 
   it('in a dry run, decides a sample and counts the rest by channel', () => {
