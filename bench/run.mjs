@@ -176,10 +176,10 @@ async function trigger(url) {
   if (response.status !== 200) throw new Error(`trigger answered ${response.status}`);
 }
 
-/** Peak resident memory of a process (VmHWM), in MB. */
-function peakRssMb(pid) {
+/** Peak (VmHWM) or current (VmRSS) resident memory of a process, in MB. */
+function peakRssMb(pid, field = 'VmHWM') {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  const kb = Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
   return Math.round(kb / 1024);
 }
 
@@ -188,13 +188,15 @@ async function fanOut(count, sandbox) {
   writeDirectory(directory, count);
   const serve = await startServe(`fanout-${count}`, sandbox, directory, playbook());
   const before = (await stats(sandbox)).count;
+  // Resident once started: Node, the modules and the directory loaded.
+  const atStartMb = peakRssMb(serve.child.pid, 'VmRSS');
   const started = now();
   await trigger(serve.url);
   const done = await waitForCount(sandbox, before + count, 100);
   const seconds = (done.lastAtMs - started) / 1000;
   const peak = peakRssMb(serve.child.pid);
   await stop(serve.child);
-  return { messages: count, seconds, perSecond: count / seconds, peakRssMb: peak };
+  return { messages: count, seconds, perSecond: count / seconds, peakRssMb: peak, atStartMb };
 }
 
 /** A bare client: the same form POSTs to the same stand-in at the same concurrency. */
@@ -351,6 +353,7 @@ async function main() {
         ceilingPerSecond: round(bare.perSecond),
         ratioToCeiling: round(tocsin.perSecond / bare.perSecond, 2),
         peakRssMb: tocsin.peakRssMb,
+        rssAtStartMb: tocsin.atStartMb,
       };
     }
     process.stderr.write('apprise...\n');

@@ -25,3 +25,27 @@ export const noopLogger: Logger = {
   warn: () => undefined,
   error: () => undefined,
 };
+
+/**
+ * A child logger made only when it first logs: on a hot path (one per message sent) most
+ * children would never write a line, and making one costs more than sending the message.
+ */
+export function lazyChild(parent: Logger, bindings: LogFields): Logger {
+  let child: Logger | undefined;
+  const real = (): Logger => (child ??= parent.child(bindings));
+  return {
+    child: (more) => real().child(more),
+    debug: (fields, message) => {
+      // pino says whether debug lines are written at all; then no child is needed.
+      if (
+        (parent as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') ===
+        false
+      )
+        return;
+      real().debug(fields, message);
+    },
+    info: (fields, message) => real().info(fields, message),
+    warn: (fields, message) => real().warn(fields, message),
+    error: (fields, message) => real().error(fields, message),
+  };
+}

@@ -4,7 +4,7 @@ import { toIsoUtc } from '../clock.js';
 import type { Clock } from '../clock.js';
 import type { ChannelAdapter } from '../channels/index.js';
 import { ChannelError } from '../errors.js';
-import { noopLogger } from '../logger.js';
+import { lazyChild, noopLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 import type { IncidentStore, OutboxRecord, SendOutcome } from '../store/index.js';
 import { RateLimits } from './rate-limits.js';
@@ -248,7 +248,7 @@ export class Dispatcher {
   }
 
   private async sendOne(message: OutboxRecord): Promise<void> {
-    const log = this.log.child({
+    const log = lazyChild(this.log, {
       incidentId: message.incidentId,
       messageId: message.id,
       channel: message.channel,
