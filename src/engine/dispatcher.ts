@@ -182,17 +182,50 @@ export class Dispatcher {
   }
 
   private pump(): void {
-    this.flushOutcomes();
-    if (!this.isStopped && this.mayHaveWork && this.inFlight < this.concurrency) {
+    const batch = this.outcomes.splice(0);
+    const settled = batch.map(({ message, outcome }) => ({ id: message.id, outcome }));
+    const free = this.concurrency - this.inFlight;
+    let finals: (string | undefined)[] = [];
+    if (!this.isStopped && this.mayHaveWork && free > 0) {
+      // One transaction: the outcomes of what finished, and the claim of what goes next.
+      const claim = this.claimParameters(free);
+      let claimed: OutboxRecord[] = [];
+      let claimError: unknown;
       try {
-        this.claimAndSend(this.concurrency - this.inFlight);
-        this.hasClaimFailed = false;
+        ({ finals, claimed, claimError } = this.store.settleAndClaim(
+          settled,
+          {
+            limit: free,
+            now: toIsoUtc(claim.now),
+            deadline: toIsoUtc(claim.deadline),
+            skipping: claim.skipping,
+          },
+          toIsoUtc(this.clock.now()),
+        ));
       } catch (error) {
+        // The outcomes could not be stored either: the rows stay sending, and a restart asks
+        // the provider about them rather than sending them again.
+        this.log.error({ err: error, messages: batch.length }, 'send outcomes could not be stored');
+        claimError = error;
+        batch.length = 0;
+      }
+      if (claimError === undefined) {
+        this.hasClaimFailed = false;
+        this.startSends(claimed, free, claim);
+      } else {
         this.hasClaimFailed = true;
         this.mayHaveWork = false;
-        this.log.error({ err: error }, 'dispatch failed; retrying');
+        this.log.error({ err: claimError }, 'dispatch failed; retrying');
+      }
+    } else if (batch.length > 0) {
+      try {
+        finals = this.store.recordOutcomes(settled, toIsoUtc(this.clock.now()));
+      } catch (error) {
+        this.log.error({ err: error, messages: batch.length }, 'send outcomes could not be stored');
+        batch.length = 0;
       }
     }
+    this.afterSettled(batch, finals);
     if (this.isIdle()) {
       if (!this.isStopped) {
         // A failed claim (a busy database, a lease lapsed for a moment) must not leave rows
@@ -206,18 +239,34 @@ export class Dispatcher {
     }
   }
 
-  private claimAndSend(free: number): void {
+  private claimParameters(free: number): {
+    now: DateTime;
+    deadline: DateTime;
+    skipping: string[];
+    blocked: { channels: string[]; retryInMs: number } | undefined;
+  } {
     const now = this.clock.now();
+    const blocked = this.limits.hasRates ? this.limits.blocked(now.toMillis()) : undefined;
+    return {
+      now,
+      deadline: now.plus({ milliseconds: this.sendTimeoutMs * 2 }),
+      skipping: free > 0 ? (blocked?.channels ?? []) : [],
+      blocked,
+    };
+  }
+
+  private startSends(
+    claimed: readonly OutboxRecord[],
+    free: number,
+    claim: ReturnType<Dispatcher['claimParameters']>,
+  ): void {
+    const now = claim.now;
     const nowMs = now.toMillis();
-    const deadline = now.plus({ milliseconds: this.sendTimeoutMs * 2 });
-    const blocked = this.limits.hasRates ? this.limits.blocked(nowMs) : undefined;
-    const skipping = blocked?.channels ?? [];
-    const claimed = this.store.claimMessages(free, toIsoUtc(now), toIsoUtc(deadline), skipping);
     if (claimed.length < free) {
       this.mayHaveWork = false;
       // Rows may wait on a channel at its limit: look again when it has a token.
-      if (blocked && skipping.length > 0) {
-        const wakeAt = nowMs + blocked.retryInMs;
+      if (claim.blocked && claim.skipping.length > 0) {
+        const wakeAt = nowMs + claim.blocked.retryInMs;
         this.limitWakeAt = Math.min(this.limitWakeAt ?? wakeAt, wakeAt);
       }
     }
@@ -291,22 +340,11 @@ export class Dispatcher {
     this.outcomes.push({ message, outcome, started, log });
   }
 
-  /** Stores the outcomes of the sends that finished, in one transaction, then acts on them. */
-  private flushOutcomes(): void {
-    if (this.outcomes.length === 0) return;
-    const batch = this.outcomes.splice(0);
-    const now = toIsoUtc(this.clock.now());
-    let finals: (string | undefined)[];
-    try {
-      finals = this.store.recordOutcomes(
-        batch.map(({ message, outcome }) => ({ id: message.id, outcome })),
-        now,
-      );
-    } catch (error) {
-      // The rows stay sending: a restart reports them unknown rather than sending them again.
-      this.log.error({ err: error, messages: batch.length }, 'send outcomes could not be stored');
-      return;
-    }
+  /** Logs the outcomes just stored, and hands every message that failed for good to the fallback. */
+  private afterSettled(
+    batch: readonly PendingOutcome[],
+    finals: readonly (string | undefined)[],
+  ): void {
     const nowMs = this.clock.now().toMillis();
     batch.forEach(({ message, outcome, started, log }, index) => {
       const fields = {

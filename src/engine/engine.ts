@@ -103,7 +103,7 @@ interface Effects {
  * size, each in its own transaction, so sending starts at once and memory does not grow with
  * the audience.
  */
-export const EXPANSION_PART = 500;
+export const EXPANSION_PART = 100;
 
 /** The part decided with the firing itself: small, so the first messages leave at once. */
 export const EXPANSION_FIRST_PART = 100;

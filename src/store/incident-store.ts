@@ -464,34 +464,81 @@ export class IncidentStore {
     deadline: string,
     skipping: readonly string[] = [],
   ): OutboxRecord[] {
-    return this.transaction(() => {
-      const skip =
-        skipping.length === 0 ? '' : `AND channel NOT IN (${skipping.map(() => '?').join(', ')})`;
-      const rows = this.all(
-        `SELECT * FROM outbox WHERE status = 'decided' AND (not_before IS NULL OR not_before <= ?)
-         ${skip} ORDER BY id LIMIT ?`,
+    return this.transaction(() => this.claimRows(limit, now, deadline, skipping));
+  }
+
+  /**
+   * Stores the outcomes of finished sends and claims the next rows, in one transaction: the
+   * dispatcher's one write per turn of the event loop. The claim is fenced by the writer lease;
+   * when it fails, the outcomes are stored alone and the claim's error is returned.
+   */
+  settleAndClaim(
+    outcomes: readonly { id: number; outcome: SendOutcome }[],
+    claim: { limit: number; now: string; deadline: string; skipping?: readonly string[] },
+    now: string,
+  ): { finals: (MessageStatus | undefined)[]; claimed: OutboxRecord[]; claimError?: unknown } {
+    try {
+      return this.db
+        .transaction(() => {
+          const finals = outcomes.map(({ id, outcome }) => this.applyOutcome(id, outcome, now));
+          this.checkFence();
+          const claimed = this.claimRows(
+            claim.limit,
+            claim.now,
+            claim.deadline,
+            claim.skipping ?? [],
+          );
+          return { finals, claimed };
+        })
+        .immediate();
+    } catch (claimError) {
+      const finals = outcomes.length > 0 ? this.recordOutcomes(outcomes, now) : [];
+      return { finals, claimed: [], claimError };
+    }
+  }
+
+  private claimRows(
+    limit: number,
+    now: string,
+    deadline: string,
+    skipping: readonly string[],
+  ): OutboxRecord[] {
+    const skip =
+      skipping.length === 0 ? '' : `AND channel NOT IN (${skipping.map(() => '?').join(', ')})`;
+    const rows = this.all(
+      `SELECT * FROM outbox WHERE status = 'decided' AND (not_before IS NULL OR not_before <= ?)
+       ${skip} ORDER BY id LIMIT ?`,
+      now,
+      ...skipping,
+      limit,
+    );
+    for (const row of rows) {
+      this.run(
+        `UPDATE outbox SET status = 'sending', attempts = attempts + 1, send_deadline = ?, updated_at = ?
+         WHERE id = ?`,
+        deadline,
         now,
-        ...skipping,
-        limit,
+        row.id,
       );
-      for (const row of rows) {
-        this.run(
-          `UPDATE outbox SET status = 'sending', attempts = attempts + 1, send_deadline = ?, updated_at = ?
-           WHERE id = ?`,
-          deadline,
-          now,
-          row.id,
-        );
-      }
-      return rows.map((row) =>
-        toMessage({
-          ...row,
-          status: 'sending',
-          attempts: Number(row.attempts) + 1,
-          send_deadline: deadline,
-        }),
-      );
-    });
+    }
+    return rows.map((row) =>
+      toMessage({
+        ...row,
+        status: 'sending',
+        attempts: Number(row.attempts) + 1,
+        send_deadline: deadline,
+      }),
+    );
+  }
+
+  /** Records the outcomes of several sends in one transaction; returns each row's status. */
+  recordOutcomes(
+    outcomes: readonly { id: number; outcome: SendOutcome }[],
+    now: string,
+  ): (MessageStatus | undefined)[] {
+    return this.db.transaction(() =>
+      outcomes.map(({ id, outcome }) => this.applyOutcome(id, outcome, now)),
+    )();
   }
 
   /**
@@ -499,20 +546,14 @@ export class IncidentStore {
    * `message.outcome` audit entry, in one transaction. Receipts that arrived before this answer
    * are applied now. Returns where the message ended, or undefined when it was not sending.
    */
-  /** Records the outcomes of several sends in one transaction; returns each row's status. */
-  recordOutcomes(
-    outcomes: readonly { id: number; outcome: SendOutcome }[],
-    now: string,
-  ): (MessageStatus | undefined)[] {
-    return this.db.transaction(() =>
-      outcomes.map(({ id, outcome }) => this.recordOutcome(id, outcome, now)),
-    )();
+  recordOutcome(id: number, outcome: SendOutcome, now: string): MessageStatus | undefined {
+    return this.db.transaction(() => this.applyOutcome(id, outcome, now))();
   }
 
-  recordOutcome(id: number, outcome: SendOutcome, now: string): MessageStatus | undefined {
-    // Not fenced: what a provider answered stays true after the lease is lost, and it only
-    // changes a row this process claimed (still sending).
-    return this.db.transaction((): MessageStatus | undefined => {
+  // Not fenced: what a provider answered stays true after the lease is lost, and it only
+  // changes a row this process claimed (still sending).
+  private applyOutcome(id: number, outcome: SendOutcome, now: string): MessageStatus | undefined {
+    {
       const row = this.get(
         `UPDATE outbox SET status = @status, provider_id = @providerId, error_code = @errorCode,
            error_message = @errorMessage, send_deadline = NULL, not_before = @notBefore, updated_at = @now,
@@ -572,7 +613,7 @@ export class IncidentStore {
       return String(
         this.get('SELECT status FROM outbox WHERE id = ?', id)?.status,
       ) as MessageStatus;
-    })();
+    }
   }
 
   /**
