@@ -1056,8 +1056,11 @@ export class Engine {
     const rule = playbook.definition.acknowledgement;
     const audience =
       rule?.audience === undefined ? undefined : playbook.definition.audiences[rule.audience];
+    // Chat rooms cannot answer: only people with a phone or an email can acknowledge.
     const from = audience
-      ? selectPeople(this.directory, audience.select).map((person) => person.id)
+      ? selectPeople(this.directory, audience.select)
+          .filter((person) => person.phone !== undefined || person.email !== undefined)
+          .map((person) => person.id)
       : null;
     switch (rule?.mode ?? 'first') {
       case 'first':

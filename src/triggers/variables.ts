@@ -24,7 +24,9 @@ export function extractVariables(
       if (definition.default === undefined) {
         throw new EngineError(
           'E_ENGINE_VARIABLE',
-          `variable "${name}" is required, but the payload has no value at "${path ?? '(no path)'}"; send it or give the variable a default`,
+          path === undefined
+            ? `variable "${name}" is required and was not given; pass it (tocsin trigger --var ${name}=..., or "variables" in the request) or give the variable a default`
+            : `variable "${name}" is required, but the payload has no value at "${path}"; send it or give the variable a default`,
         );
       }
       values[name] = definition.default;

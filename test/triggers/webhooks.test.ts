@@ -224,6 +224,11 @@ describe('webhook sources and manual triggers', () => {
     });
     expect(refused.status).toBe(403);
     expect(unknown.status).toBe(422);
+    const missing = await post('/api/incidents', body('frieda', {}));
+    expect(missing.status).toBe(422);
+    expect(((await missing.json()) as { error: string }).error).toContain(
+      'variable "summary" is required and was not given',
+    );
     expect(store.listIncidents()).toHaveLength(1);
   });
 });
