@@ -534,7 +534,11 @@ async function toExitCode(error: unknown): Promise<number> {
     const { readFile } = await import('node:fs/promises');
     const files = [...new Set(error.problems.map((problem) => problem.location.file))];
     const texts = new Map<string, string>();
-    for (const file of files) texts.set(file, await readFile(file, 'utf8').catch(() => ''));
+    // A directory's lines hold phone numbers and addresses: its problems are shown by line
+    // and column only, without an excerpt, since this may go to a service's log.
+    for (const file of files) {
+      if (!/\.csv$/i.test(file)) texts.set(file, await readFile(file, 'utf8').catch(() => ''));
+    }
     process.stderr.write(
       `${formatProblems(error.problems, texts)}\nrun "tocsin validate ${files.join(' ')}" to check it again\n`,
     );

@@ -79,7 +79,13 @@ export async function simulate(options: SimulateOptions): Promise<SimulationResu
 
   const clock = new ManualClock(options.start);
   const store = new IncidentStore(':memory:');
-  const engine = createEngine({ store, clock, directory, sampleLargeStages: SHOWN_PER_STAGE });
+  const engine = createEngine({
+    store,
+    clock,
+    directory,
+    sampleLargeStages: SHOWN_PER_STAGE,
+    dryRun: true,
+  });
   engine.loadPlaybooks([playbook]);
   engine.start();
 

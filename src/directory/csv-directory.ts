@@ -94,7 +94,8 @@ export function parseCsvDirectory(text: string, file: string): Directory {
     ][]) {
       const value = cell(column);
       if (value !== '' && !rule.pattern.test(value)) {
-        report(column, `${column} "${value}" is not valid; write ${rule.hint}`);
+        // The value itself is not repeated: it may be a phone number or an address.
+        report(column, `${column} is not valid; write ${rule.hint}`);
       }
     }
     const id = cell('id');

@@ -51,6 +51,11 @@ export interface EngineDeps {
    * this many messages and counts the rest by channel, without rendering them.
    */
   sampleLargeStages?: number;
+  /**
+   * A dry run (simulate): nothing is ever sent, so decided messages count as gone out and
+   * closing an incident withdraws none of them.
+   */
+  dryRun?: boolean;
 }
 
 /** A request to start an incident of a playbook by name. */
@@ -134,6 +139,7 @@ export class Engine {
   private readonly clock: Clock;
   private readonly directory: Directory;
   private readonly sampleLargeStages: number | undefined;
+  private readonly isDryRun: boolean;
   private readonly log: Logger;
   private readonly templates: TemplateEngine;
   private readonly current = new Map<string, PlaybookVersion>();
@@ -150,6 +156,7 @@ export class Engine {
     this.clock = deps.clock;
     this.directory = deps.directory;
     this.sampleLargeStages = deps.sampleLargeStages;
+    this.isDryRun = deps.dryRun ?? false;
     this.log = deps.log ?? noopLogger;
     this.templates = deps.templates ?? new TemplateEngine();
   }
@@ -645,7 +652,9 @@ export class Engine {
   expandNext(): boolean {
     const expansion = this.store.nextExpansion();
     if (!expansion) return false;
-    const running = this.running.get(expansion.incidentId);
+    // A closing stage goes on after its incident closed: read the incident back for it.
+    const running =
+      this.running.get(expansion.incidentId) ?? this.readIncident(expansion.incidentId);
     const range = {
       from: expansion.nextIndex,
       to: Math.min(expansion.total, expansion.nextIndex + EXPANSION_PART),
@@ -665,6 +674,7 @@ export class Engine {
           range,
         )
       : [];
+    if (running && !this.running.has(expansion.incidentId)) running.actor.stop();
     let inserted = 0;
     this.store.transaction(() => {
       inserted = this.store.insertMessages(messages, { ignoreDuplicates: true });
@@ -700,6 +710,28 @@ export class Engine {
     });
     if (inserted > 0) for (const listener of this.decidedListeners) listener();
     return true;
+  }
+
+  /** An incident as stored, closed or open, for deciding the rest of its stages. */
+  private readIncident(incidentId: string): RunningIncident | undefined {
+    const incident = this.store.getIncident(incidentId);
+    if (!incident) return undefined;
+    try {
+      const version = this.resolveVersion(incident.playbookVersionId);
+      const actor = createActor(version.machine, {
+        snapshot: incident.snapshot as never,
+        input: {
+          incidentId: incident.id,
+          startedAt: incident.startedAt,
+          createdBy: incident.createdBy,
+        },
+      });
+      actor.start();
+      return this.toRunning(incident.id, version, actor, incident.variables);
+    } catch (error) {
+      this.log.error({ err: error, incidentId }, 'incident cannot be read to expand its stage');
+      return undefined;
+    }
   }
 
   /** Decides every part of every stage still expanding, at once (simulations, tests). */
@@ -787,11 +819,12 @@ export class Engine {
             data: { stageId: decision.stageId, reason: decision.reason ?? null },
           });
         }
-        this.persist(running, effects, event.at);
-        // Requests for approvals that no longer exist are not sent once the incident closes;
-        // nor are the undecided parts of a large stage, which would follow the all-clear.
+        // Closing: what the incident had decided but not yet sent (approval requests, pages
+        // held for quiet hours or waiting for a retry) and the undecided parts of large stages
+        // are withdrawn before the closing stages are written, so nothing of the incident
+        // follows its all-clear; messages already in flight still land.
         if (event.type === 'alert.resolved' || event.type === 'incident.cancelled') {
-          this.store.withdrawApprovalRequests(incidentId, event.at);
+          if (!this.isDryRun) this.store.withdrawUnsent(incidentId, event.at);
           for (const dropped of this.store.dropExpansions(incidentId)) {
             this.store.appendAudit({
               incidentId,
@@ -806,6 +839,7 @@ export class Engine {
             });
           }
         }
+        this.persist(running, effects, event.at);
       });
       this.afterCommit(effects.messages.length);
     } catch (error) {

@@ -717,16 +717,16 @@ export class IncidentStore {
   }
 
   /**
-   * Withdraws the incident's approval requests that have not gone out yet: they are marked
-   * failed with E_ENGINE_INCIDENT_CLOSED (never sent, never fallen back) and audited. Returns
-   * how many.
+   * Withdraws every message of the incident that has not gone out yet (decided: approval
+   * requests, messages held for quiet hours or waiting for a retry): each is marked failed with
+   * E_ENGINE_INCIDENT_CLOSED (never sent, never fallen back) and audited. Returns how many.
    */
-  withdrawApprovalRequests(incidentId: string, now: string): number {
+  withdrawUnsent(incidentId: string, now: string): number {
     return this.transaction(() => {
       const rows = this.all(
         `UPDATE outbox SET status = 'failed', error_code = 'E_ENGINE_INCIDENT_CLOSED',
            error_message = 'not sent: the incident closed before it went out', updated_at = ?
-         WHERE incident_id = ? AND status = 'decided' AND stage_id LIKE 'approval:%'
+         WHERE incident_id = ? AND status = 'decided'
          RETURNING id`,
         now,
         incidentId,

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,6 +34,22 @@ describe('tocsin validate', () => {
 
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toContain('no problems');
+  });
+
+  it('checks a CSV directory on its own, naming the line and column of a bad field', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tocsin-validate-csv-'));
+    const good = path.join(dir, 'people.csv');
+    const bad = path.join(dir, 'bad.csv');
+    writeFileSync(good, 'id,name,phone\nada,Ada,+12025550101\n');
+    writeFileSync(bad, 'id,name,phone\nada,Ada,0171 555\n');
+
+    const clean = await runCli(['validate', good]);
+    const broken = await runCli(['validate', bad]);
+    rmSync(dir, { recursive: true, force: true });
+
+    expect(clean.exitCode).toBe(0);
+    expect(broken.exitCode).toBe(1);
+    expect(broken.stdout).toContain(`${bad}:2:9  E_PLAYBOOK_SCHEMA`);
   });
 
   it('exits 1 and prints file:line:col for an invalid playbook', async () => {

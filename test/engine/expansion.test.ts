@@ -38,12 +38,15 @@ audiences:
 stages:
   - { id: page, after: 0m, audiences: [oncall, staff] }
   - { id: clear, on: resolved, audiences: [oncall] }
+  - { id: cancelled, on: cancelled, audiences: [staff] }
 messages:
   page:
     oncall: { sms: 'On call: {{ recipient.id }}' }
     staff: { sms: 'Staff: {{ recipient.id }}' }
   clear:
     oncall: { sms: 'Clear' }
+  cancelled:
+    staff: { sms: 'False alarm, sorry' }
 `,
   'all-staff.yaml',
 );
@@ -130,6 +133,30 @@ describe('a stage to more people than one transaction decides', () => {
         .filter((entry) => entry.type === 'stage.expansion-dropped')
         .map((entry) => entry.data),
     ).toEqual([{ stageId: 'page', occurrence: 1, undecided: PEOPLE + 100 - EXPANSION_FIRST_PART }]);
+  });
+
+  it('withdraws what was decided but not sent when the incident closes, and tells everyone its own closing stage', () => {
+    const { store, engine } = setUp();
+    const id = engine.declare({ playbook: 'all-staff', variables: {}, by: 'test' }).id;
+
+    engine.cancel(id, 'test');
+    engine.expandAll();
+
+    const rows = store.listMessages(id);
+    const page = rows.filter((row) => row.stageId === 'page');
+    const retraction = rows.filter((row) => row.stageId === 'cancelled');
+    expect(new Set(page.map((row) => `${row.status}:${row.errorCode}`))).toEqual(
+      new Set(['failed:E_ENGINE_INCIDENT_CLOSED']),
+    );
+    // The closing stage to 1,234 people is itself decided in parts, and to the end.
+    expect(retraction).toHaveLength(PEOPLE);
+    expect(new Set(retraction.map((row) => row.status))).toEqual(new Set(['decided']));
+    expect(
+      store
+        .listAudit(id)
+        .filter((entry) => entry.type === 'stage.expansion-dropped')
+        .map((entry) => entry.data.stageId),
+    ).toEqual(['page']);
   });
 
   it('in a dry run, decides a sample and counts the rest by channel', () => {

@@ -112,6 +112,9 @@ channels:
     expect(refused.message).toContain('channels.chat.webhooks.it-ops.url is not an http(s) URL');
     expect(refused.message).not.toContain('secret-part');
     expect(empty.message).toContain('SIEM_SECRET, which is empty');
+    // validate and --db commands read the config without its secrets.
+    const unread = await loadServiceConfig(file, {}, { resolveSecrets: false });
+    expect(Object.keys(unread.channels.chat?.webhooks ?? {})).toEqual(['it-ops', 'siem']);
   });
 
   it('names the environment variable of a missing secret', async () => {
