@@ -23,7 +23,7 @@ const ENV = {
 };
 const CONCURRENCY = 64;
 const SIZES = (process.env.BENCH_SIZES ?? '10000,100000').split(',').map(Number);
-const FIRST_MESSAGE_RUNS = Number(process.env.BENCH_FIRST_RUNS ?? 50);
+const FIRST_MESSAGE_RUNS = Number(process.env.BENCH_FIRST_RUNS ?? 100);
 const APPRISE_TARGETS = 1_000;
 const work = mkdtempSync(path.join(tmpdir(), 'tocsin-bench-'));
 const children = new Set();
@@ -402,7 +402,11 @@ async function main() {
 
   const resultsDir = path.join(ROOT, 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
-  writeFileSync(path.join(resultsDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  // A run with other sizes or fewer runs than the defaults does not replace the reference.
+  const isPartial =
+    process.env.BENCH_SIZES !== undefined || process.env.BENCH_FIRST_RUNS !== undefined;
+  const output = isPartial ? 'partial.json' : 'latest.json';
+  writeFileSync(path.join(resultsDir, output), `${JSON.stringify(results, null, 2)}\n`);
   printTable(results);
 }
 
@@ -449,7 +453,9 @@ function printTable(results) {
         .join('  ')
         .trimEnd(),
     );
-  console.log('written to bench/results/latest.json');
+  console.log(
+    `written to bench/results/${process.env.BENCH_SIZES || process.env.BENCH_FIRST_RUNS ? 'partial' : 'latest'}.json`,
+  );
 }
 
 try {

@@ -153,7 +153,7 @@ export function renderPlaybookFormatDoc(): string {
     'once, also in quiet hours, and withdrawn when the incident closes first.',
     '',
     '**Large audiences.** A stage to more than 100 people is decided in parts of 100 while the first',
-    'messages go out; a resolution drops the parts not decided yet. A directory too large for YAML',
+    'messages go out; closing the incident withdraws what is not sent yet. A directory too large for YAML',
     'can be a CSV file (`id,name,phone,email,chat,locale,timeZone,roles,groups,tags`, lists split',
     'on `;`); an entry with `chat:` is a team chat room reached through a webhook of the service.',
     '',
