@@ -200,20 +200,7 @@ export class Engine {
   restore(): number {
     for (const incident of this.store.listIncidents({ status: 'open' })) {
       if (this.running.has(incident.id)) continue;
-      const version = this.resolveVersion(incident.playbookVersionId);
-      const actor = createActor(version.machine, {
-        snapshot: incident.snapshot as never,
-        input: {
-          incidentId: incident.id,
-          startedAt: incident.startedAt,
-          createdBy: incident.createdBy,
-        },
-      });
-      actor.start();
-      this.running.set(
-        incident.id,
-        this.toRunning(incident.id, version, actor, incident.variables),
-      );
+      this.running.set(incident.id, this.fromStored(incident));
     }
     this.log.info({ incidents: this.running.size }, 'incidents restored');
     return this.running.size;
@@ -712,22 +699,27 @@ export class Engine {
     return true;
   }
 
+  /** A running actor from an incident's stored snapshot and playbook version. */
+  private fromStored(incident: IncidentRecord): RunningIncident {
+    const version = this.resolveVersion(incident.playbookVersionId);
+    const actor = createActor(version.machine, {
+      snapshot: incident.snapshot as never,
+      input: {
+        incidentId: incident.id,
+        startedAt: incident.startedAt,
+        createdBy: incident.createdBy,
+      },
+    });
+    actor.start();
+    return this.toRunning(incident.id, version, actor, incident.variables);
+  }
+
   /** An incident as stored, closed or open, for deciding the rest of its stages. */
   private readIncident(incidentId: string): RunningIncident | undefined {
     const incident = this.store.getIncident(incidentId);
     if (!incident) return undefined;
     try {
-      const version = this.resolveVersion(incident.playbookVersionId);
-      const actor = createActor(version.machine, {
-        snapshot: incident.snapshot as never,
-        input: {
-          incidentId: incident.id,
-          startedAt: incident.startedAt,
-          createdBy: incident.createdBy,
-        },
-      });
-      actor.start();
-      return this.toRunning(incident.id, version, actor, incident.variables);
+      return this.fromStored(incident);
     } catch (error) {
       this.log.error({ err: error, incidentId }, 'incident cannot be read to expand its stage');
       return undefined;
@@ -1063,23 +1055,7 @@ export class Engine {
     this.running.delete(incidentId);
     const stored = this.store.getIncident(incidentId);
     if (!stored || stored.status !== 'open') return;
-    const actor = createActor(
-      running?.version.machine ?? this.resolveVersion(stored.playbookVersionId).machine,
-      {
-        snapshot: stored.snapshot as never,
-        input: { incidentId, startedAt: stored.startedAt, createdBy: stored.createdBy },
-      },
-    );
-    actor.start();
-    this.running.set(
-      incidentId,
-      this.toRunning(
-        incidentId,
-        this.resolveVersion(stored.playbookVersionId),
-        actor,
-        stored.variables,
-      ),
-    );
+    this.running.set(incidentId, this.fromStored(stored));
   }
 
   /**
