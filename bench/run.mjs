@@ -71,7 +71,12 @@ function writeDirectory(file, count) {
 }
 
 function startProcess(args, pattern, env = {}) {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  // BENCH_PROFILE=DIR writes a CPU profile of each `tocsin serve` there, to see what dominates.
+  const profile =
+    process.env.BENCH_PROFILE && args[0] === 'serve'
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
+      : [];
+  const child = spawn(process.execPath, [...profile, BIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
