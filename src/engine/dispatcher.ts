@@ -188,7 +188,7 @@ export class Dispatcher {
     let finals: (string | undefined)[] = [];
     if (!this.isStopped && this.mayHaveWork && free > 0) {
       // One transaction: the outcomes of what finished, and the claim of what goes next.
-      const claim = this.claimParameters(free);
+      const claim = this.claimParameters();
       let claimed: OutboxRecord[] = [];
       let claimError: unknown;
       try {
@@ -239,7 +239,7 @@ export class Dispatcher {
     }
   }
 
-  private claimParameters(free: number): {
+  private claimParameters(): {
     now: DateTime;
     deadline: DateTime;
     skipping: string[];
@@ -250,7 +250,7 @@ export class Dispatcher {
     return {
       now,
       deadline: now.plus({ milliseconds: this.sendTimeoutMs * 2 }),
-      skipping: free > 0 ? (blocked?.channels ?? []) : [],
+      skipping: blocked?.channels ?? [],
       blocked,
     };
   }
