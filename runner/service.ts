@@ -147,9 +147,9 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     );
   }
   const rooms = new Set(Object.keys(channelConfig.chat?.webhooks ?? {}));
-  const missingRooms = [
-    ...new Set(directory.people.flatMap((person) => (person.chat ? [person.chat] : []))),
-  ].filter((room) => !rooms.has(room));
+  const named = new Set<string>();
+  for (const person of directory.people) if (person.chat) named.add(person.chat);
+  const missingRooms = [...named].filter((room) => !rooms.has(room));
   if (missingRooms.length > 0) {
     log.warn(
       { rooms: missingRooms },

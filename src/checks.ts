@@ -52,13 +52,16 @@ export type {
 // directory
 export {
   checkAudiences,
+  findPerson,
+  findPersonByAddress,
+  heldRoles,
   loadDirectory,
   parseDirectory,
   parseDirectorySource,
   parseCsvDirectory,
   selectPeople,
 } from './directory/index.js';
-export type { Directory, Person } from './directory/index.js';
+export type { Directory, People, Person } from './directory/index.js';
 
 // templates
 export { TemplateEngine } from './template/index.js';

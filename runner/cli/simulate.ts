@@ -209,7 +209,12 @@ function toResult(
   end: DateTime,
 ): SimulationResult {
   const messages = store.listMessages(incidentId);
-  const names = new Map(directory.people.map((person) => [person.id, person.name]));
+  // Names of the people messaged only: a large directory is read once, not held as a map.
+  const messaged = new Set(messages.map((message) => message.personId));
+  const names = new Map<string, string>();
+  for (const person of directory.people) {
+    if (messaged.has(person.id)) names.set(person.id, person.name);
+  }
   const timeline: TimelineEntry[] = [];
   const unshown: Record<string, number> = {};
 

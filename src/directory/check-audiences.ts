@@ -4,7 +4,7 @@ import type { LoadedPlaybook, YamlSource } from '../playbook/index.js';
 
 type PathSegments = (string | number)[];
 import { addressOf } from './address-of.js';
-import { selectPeople } from './load-directory.js';
+import { heldRoles, selectPeople } from './load-directory.js';
 import type { Directory } from './types.js';
 
 /**
@@ -52,7 +52,7 @@ export function checkAudiences(playbook: LoadedPlaybook, directory: Directory): 
       });
     }
 
-    const used = [...new Set(people.map((person) => person.locale))];
+    const used = [...new Set(Array.from(people, (person) => person.locale))];
     for (const [stageId, byAudience] of Object.entries(definition.messages)) {
       const message = byAudience[audienceId];
       if (!message) continue;
@@ -92,7 +92,7 @@ export function checkAudiences(playbook: LoadedPlaybook, directory: Directory): 
 
 /** Every role the playbook names is held by somebody; a typo would silently select nobody. */
 function checkRoles(playbook: LoadedPlaybook, directory: Directory, source: YamlSource): Problem[] {
-  const held = new Set(directory.people.flatMap((person) => person.roles));
+  const held = heldRoles(directory);
   const known = [...held]
     .sort()
     .map((role) => `"${role}"`)

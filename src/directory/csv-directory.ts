@@ -3,7 +3,8 @@ import { IANAZone } from 'luxon';
 
 import { PlaybookValidationError } from '../errors.js';
 import type { ErrorCode, Problem } from '../errors.js';
-import type { Directory, Person } from './types.js';
+import { PackedPeopleBuilder } from './packed-people.js';
+import type { Directory } from './types.js';
 
 /** The columns a CSV directory may have; `id` and `name` are required. */
 const COLUMNS = [
@@ -42,7 +43,7 @@ const LIST_SEPARATOR = ';';
  */
 export function parseCsvDirectory(text: string, file: string): Directory {
   const problems: Problem[] = [];
-  const people: Person[] = [];
+  const people = new PackedPeopleBuilder(list);
   const seen = new Set<string>();
   let columns: Column[] | undefined;
   let isHeaderBad = false;
@@ -122,22 +123,18 @@ export function parseCsvDirectory(text: string, file: string): Directory {
     // Once anything is wrong, the rest is only checked, not kept.
     if (problems.length > 0) return;
 
-    const person: Person = {
+    people.add({
       id,
       name: cell('name'),
-      locale: cell('locale') || 'en',
-      timeZone: timeZone || 'UTC',
-      roles: list(cell('roles')),
-      groups: list(cell('groups')),
-      tags: list(cell('tags')),
-    };
-    const phone = cell('phone');
-    const email = cell('email');
-    const chat = cell('chat');
-    if (phone) person.phone = phone;
-    if (email) person.email = email;
-    if (chat) person.chat = chat;
-    people.push(person);
+      phone: cell('phone'),
+      email: cell('email'),
+      chat: cell('chat'),
+      locale: cell('locale'),
+      timeZone,
+      roles: cell('roles'),
+      groups: cell('groups'),
+      tags: cell('tags'),
+    });
   };
 
   try {
@@ -181,7 +178,7 @@ export function parseCsvDirectory(text: string, file: string): Directory {
     ]);
   }
   if (problems.length > 0) throw new PlaybookValidationError(file, problems);
-  return { file, people };
+  return { file, people: people.build() };
 }
 
 const MAX_PROBLEMS = 50;

@@ -5,9 +5,11 @@ import { IANAZone } from 'luxon';
 import { PlaybookValidationError, TocsinError } from '../errors.js';
 import type { Problem } from '../errors.js';
 import { checkSchema, locate, parseYamlSource } from '../playbook/index.js';
-import type { YamlSource } from '../playbook/index.js';
+import type { ChannelKind, YamlSource } from '../playbook/index.js';
 import { parseCsvDirectory } from './csv-directory.js';
-import type { AudienceSelector, Directory, Person } from './types.js';
+import { addressOf } from './address-of.js';
+import { PackedPeople } from './packed-people.js';
+import type { AudienceSelector, Directory, People, Person } from './types.js';
 
 interface PersonDefinition {
   id: string;
@@ -79,10 +81,10 @@ export function parseDirectorySource(source: YamlSource): Directory {
 
 // Selections are asked for again and again (each part of a large stage): kept per directory,
 // which never changes once loaded.
-const selections = new WeakMap<Directory, Map<string, Person[]>>();
+const selections = new WeakMap<Directory, Map<string, People>>();
 
 /** The people an audience selects, in directory order. */
-export function selectPeople(directory: Directory, selector: AudienceSelector): Person[] {
+export function selectPeople(directory: Directory, selector: AudienceSelector): People {
   const key = JSON.stringify([selector.roles ?? [], selector.groups ?? [], selector.tags ?? []]);
   let cache = selections.get(directory);
   if (!cache) {
@@ -91,21 +93,55 @@ export function selectPeople(directory: Directory, selector: AudienceSelector): 
   }
   const cached = cache.get(key);
   if (cached) return cached;
-  const selected = filterPeople(directory, selector);
+  const selected =
+    directory.people instanceof PackedPeople
+      ? directory.people.select(selector)
+      : filterPeople(directory.people, selector);
   cache.set(key, selected);
   return selected;
 }
 
-function filterPeople(directory: Directory, selector: AudienceSelector): Person[] {
+function filterPeople(people: People, selector: AudienceSelector): Person[] {
   const roles = new Set(selector.roles ?? []);
   const groups = new Set(selector.groups ?? []);
   const tags = new Set(selector.tags ?? []);
-  return directory.people.filter(
+  return people.filter(
     (person) =>
       person.roles.some((role) => roles.has(role)) ||
       person.groups.some((group) => groups.has(group)) ||
       person.tags.some((tag) => tags.has(tag)),
   );
+}
+
+/** The person with this id. */
+export function findPerson(directory: Directory, id: string): Person | undefined {
+  const { people } = directory;
+  return people instanceof PackedPeople
+    ? people.byId(id)
+    : people.find((person) => person.id === id);
+}
+
+/** The first person whose phone (SMS, WhatsApp) or email is `address`. */
+export function findPersonByAddress(
+  directory: Directory,
+  channel: ChannelKind,
+  address: string,
+): Person | undefined {
+  const { people } = directory;
+  const field = channel === 'email' ? 'email' : channel === 'chat' ? undefined : 'phone';
+  if (people instanceof PackedPeople && field !== undefined) {
+    return people.withAddress(field, address)[0];
+  }
+  return people.find((person) => addressOf(person, channel) === address);
+}
+
+/** Every role someone in the directory holds. */
+export function heldRoles(directory: Directory): Set<string> {
+  const { people } = directory;
+  if (people instanceof PackedPeople) return people.heldRoles();
+  const roles = new Set<string>();
+  for (const person of people) for (const role of person.roles) roles.add(role);
+  return roles;
 }
 
 function toPerson(definition: PersonDefinition): Person {

@@ -13,10 +13,23 @@ export interface Person {
   tags: string[];
 }
 
+/**
+ * People in directory order: a plain array for a YAML directory, a packed view (each person
+ * made when read) for a large CSV one, so code that reads people works with either.
+ */
+export interface People extends Iterable<Person> {
+  readonly length: number;
+  at(index: number): Person | undefined;
+  slice(start?: number, end?: number): Person[];
+  find(predicate: (person: Person) => boolean): Person | undefined;
+  some(predicate: (person: Person) => boolean): boolean;
+  filter(predicate: (person: Person) => boolean): Person[];
+}
+
 /** The people Tocsin may tell. */
 export interface Directory {
   file: string;
-  people: Person[];
+  people: People;
 }
 
 /** How an audience picks people: anyone with one of the roles, in one of the groups, or with one of the tags. */

@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+
 import { DateTime } from 'luxon';
 
 import { toIsoUtc } from '../clock.js';
@@ -270,6 +272,8 @@ export class Dispatcher {
         this.limitWakeAt = Math.min(this.limitWakeAt ?? wakeAt, wakeAt);
       }
     }
+    // The sends claimed together leave together: one deadline (and one timer) for all of them.
+    const deadline = new SendDeadline(this.clock, this.sendTimeoutMs);
     for (const message of claimed) {
       const waitMs = this.limits.take(message.channel, nowMs);
       const holdUntil =
@@ -289,21 +293,26 @@ export class Dispatcher {
         continue;
       }
       this.inFlight++;
-      void this.sendOne(message).finally(() => {
+      deadline.join();
+      void this.sendOne(message, now, deadline.signal).finally(() => {
+        deadline.leave();
         this.inFlight--;
         this.schedulePump();
       });
     }
   }
 
-  private async sendOne(message: OutboxRecord): Promise<void> {
+  private async sendOne(
+    message: OutboxRecord,
+    started: DateTime,
+    signal: AbortSignal,
+  ): Promise<void> {
     const log = lazyChild(this.log, {
       incidentId: message.incidentId,
       messageId: message.id,
       channel: message.channel,
     });
     const channel = this.channels.get(message.channel);
-    const started = this.clock.now();
     let outcome: SendOutcome;
 
     if (!channel) {
@@ -314,7 +323,7 @@ export class Dispatcher {
       };
     } else {
       try {
-        const receipt = await this.withTimeout((signal) => channel.send(message, signal));
+        const receipt = await channel.send(message, signal);
         outcome = {
           status: 'accepted',
           providerId: receipt.providerId,
@@ -526,6 +535,38 @@ export class Dispatcher {
       },
       Math.max(0, delayMs),
     );
+  }
+}
+
+/**
+ * The deadline of the sends claimed in one pump: they left at the same moment, so one timer
+ * aborts whichever of them still run when it expires, and it is cleared when the last ends.
+ */
+class SendDeadline {
+  private readonly controller = new AbortController();
+  private running = 0;
+  private handle: unknown;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly timeoutMs: number,
+  ) {
+    // Each send listens for the abort: as many listeners as sends claimed, and no leak.
+    setMaxListeners(0, this.controller.signal);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  join(): void {
+    this.running++;
+    this.handle ??= this.clock.setTimeout(() => this.controller.abort(), this.timeoutMs);
+  }
+
+  leave(): void {
+    this.running--;
+    if (this.running === 0 && this.handle !== undefined) this.clock.clearTimeout(this.handle);
   }
 }
 

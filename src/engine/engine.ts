@@ -9,7 +9,7 @@ import type { Actor } from 'xstate';
 
 import { toIsoUtc } from '../clock.js';
 import type { Clock } from '../clock.js';
-import { addressOf, selectPeople } from '../directory/index.js';
+import { findPerson, findPersonByAddress, selectPeople } from '../directory/index.js';
 import type { Directory } from '../directory/index.js';
 import { EngineError } from '../errors.js';
 import { createId } from '../ids.js';
@@ -333,7 +333,7 @@ export class Engine {
       );
     }
     const allowed = definition.responsibilities?.declare;
-    const person = this.directory.people.find((candidate) => candidate.id === request.by);
+    const person = findPerson(this.directory, request.by);
     if (allowed && !person?.roles.some((role) => allowed.includes(role))) {
       throw new EngineError(
         'E_ENGINE_NOT_DECLARER',
@@ -434,7 +434,7 @@ export class Engine {
 
   /** Whether the directory has a person with this id. */
   hasPerson(id: string): boolean {
-    return this.directory.people.some((person) => person.id === id);
+    return findPerson(this.directory, id) !== undefined;
   }
 
   /**
@@ -498,9 +498,7 @@ export class Engine {
    * changes nothing.
    */
   handleReply(reply: { channel: 'sms' | 'whatsapp'; address: string; text: string }): ReplyOutcome {
-    const person = this.directory.people.find(
-      (candidate) => addressOf(candidate, reply.channel) === reply.address,
-    );
+    const person = findPersonByAddress(this.directory, reply.channel, reply.address);
     if (!person) {
       this.log.info({ channel: reply.channel }, 'reply from someone not in the directory');
       return { outcome: 'unknown-sender', answer: '' };
@@ -597,7 +595,7 @@ export class Engine {
     const running = this.requireRunning(incidentId);
     const context = running.actor.getSnapshot().context;
     const gate = running.version.playbook.stages.find((stage) => stage.id === stageId)?.approval;
-    const person = this.directory.people.find((candidate) => candidate.id === by);
+    const person = findPerson(this.directory, by);
     const refuse = (why: string): never => {
       throw new EngineError(
         'E_ENGINE_NOT_APPROVER',

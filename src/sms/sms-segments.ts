@@ -17,25 +17,32 @@ const EXTENSION = new Set(charset.extension.map((entry) => entry.char));
  * alone, 153/67 per part when concatenated, and an escape pair or surrogate pair never split.
  */
 export function countSmsSegments(text: string): SmsSegments {
-  const characters = [...text];
-  const isGsm = characters.every((character) => BASIC.has(character) || EXTENSION.has(character));
-  const costs = characters.map((character) =>
-    isGsm ? (EXTENSION.has(character) ? 2 : 1) : character.length,
-  );
-  const units = costs.reduce((sum, cost) => sum + cost, 0);
+  // Reads the text character by character without copying it: this runs for every SMS decided.
+  let isGsm = true;
+  let septets = 0;
+  for (const character of text) {
+    if (BASIC.has(character)) septets += 1;
+    else if (EXTENSION.has(character)) septets += 2;
+    else {
+      isGsm = false;
+      break;
+    }
+  }
+  const encoding = isGsm ? 'GSM-7' : 'UCS-2';
+  const units = isGsm ? septets : text.length;
   const single = isGsm ? 160 : 70;
   const part = isGsm ? 153 : 67;
-  if (units <= single)
-    return { encoding: isGsm ? 'GSM-7' : 'UCS-2', units, segments: units === 0 ? 0 : 1 };
+  if (units <= single) return { encoding, units, segments: units === 0 ? 0 : 1 };
 
   let segments = 1;
   let used = 0;
-  for (const cost of costs) {
+  for (const character of text) {
+    const cost = isGsm ? (EXTENSION.has(character) ? 2 : 1) : character.length;
     if (used + cost > part) {
       segments++;
       used = 0;
     }
     used += cost;
   }
-  return { encoding: isGsm ? 'GSM-7' : 'UCS-2', units, segments };
+  return { encoding, units, segments };
 }

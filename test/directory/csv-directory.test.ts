@@ -4,7 +4,15 @@ import path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { loadDirectory, parseCsvDirectory, PlaybookValidationError } from '../../src/index.js';
+import {
+  findPerson,
+  findPersonByAddress,
+  heldRoles,
+  loadDirectory,
+  parseCsvDirectory,
+  PlaybookValidationError,
+  selectPeople,
+} from '../../src/index.js';
 
 const VALID = `id,name,phone,email,locale,timeZone,roles,groups,tags
 ada,Ada Quill,+12025550101,ada@example.com,en-GB,Europe/London,oncall;it-lead,it-operations,
@@ -34,7 +42,7 @@ describe('a directory kept as CSV', () => {
   it('reads people with lists split on semicolons, quoted commas, and the YAML defaults', () => {
     const directory = parseCsvDirectory(VALID, 'people.csv');
 
-    expect(directory.people).toEqual([
+    expect([...directory.people]).toEqual([
       {
         id: 'ada',
         name: 'Ada Quill',
@@ -118,9 +126,71 @@ carl,,+12025550104,
 
       const directory = await loadDirectory(file);
 
-      expect(directory.people.map((person) => person.id)).toEqual(['ada', 'bert', 'kim']);
+      expect(Array.from(directory.people, (person) => person.id)).toEqual(['ada', 'bert', 'kim']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a large CSV directory, packed', () => {
+  const people = Array.from({ length: 2_000 }, (_, index) => {
+    const role = index % 3 === 0 ? 'oncall' : 'staff';
+    const tags = index % 10 === 0 ? 'key-customer' : '';
+    return `p${index},Person ${index},+1202${String(5_000_000 + index).padStart(7, '0')},,${role},,${tags}`;
+  });
+  // A name that reads like somebody else's number, and one with the separators packing uses.
+  people.push('lookalike,+12025000007,+12025559999,,staff,,');
+  people.push('odd,"Odd\u001fName\u001e",,odd@example.com,staff,ops,');
+  const directory = parseCsvDirectory(
+    `id,name,phone,email,roles,groups,tags\n${people.join('\n')}\n`,
+    'people.csv',
+  );
+
+  it('reads every person in file order, each made when read', () => {
+    expect(directory.people.length).toBe(2_002);
+    expect(directory.people.at(7)).toEqual({
+      id: 'p7',
+      name: 'Person 7',
+      phone: '+12025000007',
+      locale: 'en',
+      timeZone: 'UTC',
+      roles: ['staff'],
+      groups: [],
+      tags: [],
+    });
+    expect(directory.people.at(-1)).toBeUndefined();
+    expect(directory.people.at(2_002)).toBeUndefined();
+    expect(directory.people.slice(1_998, 2_000).map((person) => person.id)).toEqual([
+      'p1998',
+      'p1999',
+    ]);
+    expect(Array.from(directory.people, (person) => person.id).at(-1)).toBe('odd');
+    expect(directory.people.at(2_001)).toMatchObject({ name: 'OddName', email: 'odd@example.com' });
+  });
+
+  it('selects an audience by roles, groups and tags without making anybody', () => {
+    const oncall = selectPeople(directory, { roles: ['oncall'] });
+    expect(oncall.length).toBe(667);
+    expect(oncall.slice(0, 3).map((person) => person.id)).toEqual(['p0', 'p3', 'p6']);
+    const mixed = selectPeople(directory, { groups: ['ops'], tags: ['key-customer'] });
+    expect(Array.from(mixed, (person) => person.id)).toEqual([
+      ...Array.from({ length: 200 }, (_, index) => `p${index * 10}`),
+      'odd',
+    ]);
+    expect(selectPeople(directory, { roles: ['nobody'] }).length).toBe(0);
+    expect(heldRoles(directory)).toEqual(new Set(['oncall', 'staff']));
+  });
+
+  it('finds a person by id and by address, not by a name that looks the same', () => {
+    expect(findPerson(directory, 'p1234')?.name).toBe('Person 1234');
+    expect(findPerson(directory, 'p123')?.name).toBe('Person 123');
+    expect(findPerson(directory, 'p20000')).toBeUndefined();
+    expect(findPerson(directory, '')).toBeUndefined();
+    expect(findPersonByAddress(directory, 'sms', '+12025000007')?.id).toBe('p7');
+    expect(findPersonByAddress(directory, 'whatsapp', '+12025559999')?.id).toBe('lookalike');
+    expect(findPersonByAddress(directory, 'email', 'odd@example.com')?.id).toBe('odd');
+    expect(findPersonByAddress(directory, 'sms', '+19999999999')).toBeUndefined();
+    expect(findPersonByAddress(directory, 'sms', '+12025000007\u001f')).toBeUndefined();
   });
 });

@@ -5,6 +5,7 @@ import {
   createEngine,
   IncidentStore,
   ManualClock,
+  parseCsvDirectory,
   parseDirectory,
   parsePlaybook,
 } from '../../src/index.js';
@@ -34,7 +35,7 @@ ${onTimeout === 'escalate' ? "  overdue:\n    crisis: { sms: 'Notice not approve
   );
 }
 
-const directory = parseDirectory(
+const yamlDirectory = parseDirectory(
   `apiVersion: tocsin/v1
 kind: Directory
 people:
@@ -45,8 +46,21 @@ people:
 `,
   'directory.yaml',
 );
+// The same people as a CSV directory, which is kept packed and found by searching.
+const csvDirectory = parseCsvDirectory(
+  `id,name,phone,email,roles,tags
+ilse,Ilse,+12025550109,,legal,
+hana,Hana,,hana@example.com,comms,
+frieda,Frieda,+12025550106,,crisis-lead;comms,
+kim,Kim,,kim@example.com,,customer
+`,
+  'directory.csv',
+);
 
-describe('approval gates', () => {
+describe.each([
+  ['YAML', yamlDirectory],
+  ['CSV', csvDirectory],
+])('approval gates, people from a %s directory', (_kind, directory) => {
   let store: IncidentStore;
   let clock: ManualClock;
   let engine: Engine;
