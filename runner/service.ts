@@ -29,7 +29,6 @@ import { SANDBOX_CREDENTIALS } from './config.js';
 import type { ServiceConfig, SmsProviderConfig } from './config.js';
 import { isDeadHere, leaseHolder } from './lease.js';
 import { findPlaybookFiles } from './load-playbooks.js';
-import { startSandbox } from './sandbox/start-sandbox.js';
 import type { Sandbox } from './sandbox/start-sandbox.js';
 import { createApp } from './server/app.js';
 
@@ -64,7 +63,10 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   }
 
   // Channels: the stand-ins in sandbox mode, the configured providers otherwise.
-  const sandbox = config.sandbox ? await startSandbox() : undefined;
+  // The stand-ins (an SMTP server and a mail parser among them) load only in sandbox mode.
+  const sandbox = config.sandbox
+    ? await (await import('./sandbox/start-sandbox.js')).startSandbox()
+    : undefined;
   const channelConfig = sandbox ? toSandboxChannels(sandbox) : config.channels;
   const channels = new Map<string, ChannelAdapter>();
   // Receipts: Twilio must reach this service. The callback URL is the configured public one,

@@ -1,5 +1,7 @@
-import { Ajv } from 'ajv';
-import type { ValidateFunction } from 'ajv';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+
+import type { Ajv, ValidateFunction } from 'ajv';
 
 import alertmanagerSchema from '../../schemas/alertmanager-webhook.schema.json' with { type: 'json' };
 import grafanaSchema from '../../schemas/grafana-webhook.schema.json' with { type: 'json' };
@@ -26,7 +28,20 @@ interface AlertGroup {
   alerts: { status: string; labels: Record<string, string> }[];
 }
 
-const ajv = new Ajv({ allErrors: false, strict: false });
+type SchemaSource = 'alertmanager' | 'grafana' | 'pagerduty';
+
+/** Validators compiled by scripts/build-validators.mjs, each with the digest of its schema. */
+type Precompiled = Record<SchemaSource, ValidateFunction> & {
+  digests: Record<SchemaSource, string>;
+};
+
+// Compiled at build time, so `serve` does not load the ajv compiler; run from source, or with a
+// schema edited after the build, ajv compiles at run time instead.
+const precompiled = await import(new URL('./webhook-validators.js', import.meta.url).href).then(
+  (module) => module as Precompiled,
+  () => undefined,
+);
+let ajv: Ajv | undefined;
 const validators = new Map<string, ValidateFunction>();
 
 // Alertmanager and Grafana send the same alert-group shape; a group resolves only when all its
@@ -109,10 +124,11 @@ function matchesFields(trigger: TriggerDefinition, payload: unknown): boolean {
   );
 }
 
-function check(name: string, schema: object, body: unknown, fix: string): unknown {
+function check(name: SchemaSource, schema: object, body: unknown, fix: string): unknown {
   let validate = validators.get(name);
   if (!validate) {
-    validate = ajv.compile(schema);
+    validate =
+      precompiled?.digests[name] === schemaDigest(schema) ? precompiled[name] : compile(schema);
     validators.set(name, validate);
   }
   if (validate(body)) return body;
@@ -126,6 +142,20 @@ function check(name: string, schema: object, body: unknown, fix: string): unknow
         ? ` must be one of ${(error.params.allowedValues as unknown[]).map((value) => JSON.stringify(value)).join(', ')}`
         : ` ${error?.message ?? 'is invalid'}`;
   throw new TocsinError('E_TRIGGER_PAYLOAD', `${label(name)} payload: ${path}${what}; ${fix}`);
+}
+
+function compile(schema: object): ValidateFunction {
+  if (!ajv) {
+    // ajv is CommonJS; required here, it loads only when a validator was not built ahead.
+    const { Ajv: AjvClass } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
+    ajv = new AjvClass({ allErrors: false, strict: false });
+  }
+  return ajv.compile(schema);
+}
+
+/** Must match `schemaDigest` in scripts/build-validators.mjs. */
+function schemaDigest(schema: object): string {
+  return createHash('sha256').update(JSON.stringify(schema)).digest('hex');
 }
 
 function label(name: string): string {
