@@ -21,6 +21,19 @@ import type {
 
 type Row = Record<string, string | number | null>;
 
+/** Per-message audit entries, stored several to a row under the type `messages.…`. */
+type BatchedType = 'message.decided' | 'message.outcome';
+const stored = (type: BatchedType): string => type.replace(/^message\./, 'messages.');
+const BATCHED_TYPES = new Map<string, BatchedType>(
+  (['message.decided', 'message.outcome'] as const).map((type) => [stored(type), type]),
+);
+
+interface AuditBatch {
+  add(incidentId: string, at: string, data: object): void;
+  /** Writes what was added, one row per incident and instant. */
+  flush(): void;
+}
+
 /**
  * Tocsin's state in one SQLite file: playbook versions, incidents with their snapshots, due
  * timers, the outbox, acknowledgements and the append-only audit log. Every method is
@@ -416,6 +429,7 @@ export class IncidentStore {
   ): number {
     let inserted = 0;
     const verb = options.ignoreDuplicates ? 'INSERT OR IGNORE' : 'INSERT';
+    const audit = this.auditBatch('engine', 'message.decided');
     for (const message of messages) {
       // Positional parameters: binding by name looks each one up on the object, for every row.
       const { lastInsertRowid, changes } = this.run(
@@ -446,24 +460,19 @@ export class IncidentStore {
       if (changes === 0) continue;
       inserted++;
       // Ids and outcome only: the address and the text stay in the outbox row.
-      this.appendAudit({
-        incidentId: message.incidentId,
-        at: message.decidedAt,
-        actor: 'engine',
-        type: 'message.decided',
-        data: {
-          messageId: Number(lastInsertRowid),
-          stageId: message.stageId,
-          occurrence: message.occurrence,
-          audienceId: message.audienceId,
-          personId: message.personId,
-          channel: message.channel,
-          status: message.status,
-          errorCode: message.errorCode,
-          notBefore: message.notBefore ?? null,
-        },
+      audit.add(message.incidentId, message.decidedAt, {
+        messageId: Number(lastInsertRowid),
+        stageId: message.stageId,
+        occurrence: message.occurrence,
+        audienceId: message.audienceId,
+        personId: message.personId,
+        channel: message.channel,
+        status: message.status,
+        errorCode: message.errorCode,
+        notBefore: message.notBefore ?? null,
       });
     }
+    audit.flush();
     return inserted;
   }
 
@@ -494,7 +503,7 @@ export class IncidentStore {
     try {
       return this.db
         .transaction(() => {
-          const finals = outcomes.map(({ id, outcome }) => this.applyOutcome(id, outcome, now));
+          const finals = this.applyOutcomes(outcomes, now);
           this.checkFence();
           const claimed = this.claimRows(
             claim.limit,
@@ -550,9 +559,7 @@ export class IncidentStore {
     outcomes: readonly { id: number; outcome: SendOutcome }[],
     now: string,
   ): (MessageStatus | undefined)[] {
-    return this.db.transaction(() =>
-      outcomes.map(({ id, outcome }) => this.applyOutcome(id, outcome, now)),
-    )();
+    return this.db.transaction(() => this.applyOutcomes(outcomes, now))();
   }
 
   /**
@@ -561,12 +568,27 @@ export class IncidentStore {
    * are applied now. Returns where the message ended, or undefined when it was not sending.
    */
   recordOutcome(id: number, outcome: SendOutcome, now: string): MessageStatus | undefined {
-    return this.db.transaction(() => this.applyOutcome(id, outcome, now))();
+    return this.db.transaction(() => this.applyOutcomes([{ id, outcome }], now)[0])();
+  }
+
+  private applyOutcomes(
+    outcomes: readonly { id: number; outcome: SendOutcome }[],
+    now: string,
+  ): (MessageStatus | undefined)[] {
+    const audit = this.auditBatch('dispatcher', 'message.outcome');
+    const finals = outcomes.map(({ id, outcome }) => this.applyOutcome(id, outcome, now, audit));
+    audit.flush();
+    return finals;
   }
 
   // Not fenced: what a provider answered stays true after the lease is lost, and it only
   // changes a row this process claimed (still sending).
-  private applyOutcome(id: number, outcome: SendOutcome, now: string): MessageStatus | undefined {
+  private applyOutcome(
+    id: number,
+    outcome: SendOutcome,
+    now: string,
+    audit: AuditBatch,
+  ): MessageStatus | undefined {
     {
       const row = this.get(
         `UPDATE outbox SET status = ?, provider_id = ?, error_code = ?, error_message = ?,
@@ -586,22 +608,16 @@ export class IncidentStore {
         id,
       );
       if (!row) return undefined;
-      this.appendAudit({
-        incidentId: String(row.incident_id),
-        at: now,
-        actor: 'dispatcher',
-        type: 'message.outcome',
-        data: {
-          messageId: id,
-          status: outcome.status,
-          attempt: Number(row.attempts),
-          providerId: outcome.providerId ?? null,
-          ...(outcome.provider === undefined ? {} : { provider: outcome.provider }),
-          errorCode: outcome.errorCode ?? null,
-          ...(outcome.failureScope === undefined ? {} : { failureScope: outcome.failureScope }),
-          retryAt: outcome.status === 'decided' ? (outcome.notBefore ?? null) : null,
-          ...(outcome.reconciled ? { reconciled: true } : {}),
-        },
+      audit.add(String(row.incident_id), now, {
+        messageId: id,
+        status: outcome.status,
+        attempt: Number(row.attempts),
+        providerId: outcome.providerId ?? null,
+        ...(outcome.provider === undefined ? {} : { provider: outcome.provider }),
+        errorCode: outcome.errorCode ?? null,
+        ...(outcome.failureScope === undefined ? {} : { failureScope: outcome.failureScope }),
+        retryAt: outcome.status === 'decided' ? (outcome.notBefore ?? null) : null,
+        ...(outcome.reconciled ? { reconciled: true } : {}),
       });
       if (outcome.status !== 'accepted' || outcome.providerId === undefined) return outcome.status;
 
@@ -611,6 +627,8 @@ export class IncidentStore {
         'SELECT rowid, * FROM early_receipts WHERE provider_id = ? ORDER BY rowid',
         outcome.providerId,
       );
+      // The outcome is written before the receipts it lets through, so the log keeps their order.
+      if (held.length > 0) audit.flush();
       for (const receipt of held) {
         this.applyReceipt({
           provider: String(receipt.provider),
@@ -709,22 +727,18 @@ export class IncidentStore {
           row.id,
         );
       }
+      const audit = this.auditBatch('dispatcher', 'message.outcome');
       for (const row of rows) {
-        this.appendAudit({
-          incidentId: String(row.incident_id),
-          at: now,
-          actor: 'dispatcher',
-          type: 'message.outcome',
-          data: {
-            messageId: Number(row.id),
-            status: 'unknown',
-            attempt: Number(row.attempts),
-            providerId: null,
-            errorCode: 'E_CHANNEL_OUTCOME_UNKNOWN',
-            retryAt: null,
-          },
+        audit.add(String(row.incident_id), now, {
+          messageId: Number(row.id),
+          status: 'unknown',
+          attempt: Number(row.attempts),
+          providerId: null,
+          errorCode: 'E_CHANNEL_OUTCOME_UNKNOWN',
+          retryAt: null,
         });
       }
+      audit.flush();
       return rows.map((row) => toMessage({ ...row, status: 'unknown' }));
     });
   }
@@ -913,17 +927,53 @@ export class IncidentStore {
     );
   }
 
+  /**
+   * The incident's audit log, oldest first. Entries of messages written together are stored as
+   * one row (see `auditBatch`) and read back as one entry per message, sharing its `seq`.
+   */
   listAudit(incidentId: string): AuditRecord[] {
-    return this.all('SELECT * FROM audit WHERE incident_id = ? ORDER BY seq', incidentId).map(
-      (row) => ({
-        seq: Number(row.seq),
-        incidentId: row.incident_id === null ? null : String(row.incident_id),
-        at: String(row.at),
-        actor: String(row.actor),
-        type: String(row.type),
-        data: JSON.parse(String(row.data)) as Record<string, unknown>,
-      }),
+    return this.all('SELECT * FROM audit WHERE incident_id = ? ORDER BY seq', incidentId).flatMap(
+      (row) => {
+        const record: AuditRecord = {
+          seq: Number(row.seq),
+          incidentId: row.incident_id === null ? null : String(row.incident_id),
+          at: String(row.at),
+          actor: String(row.actor),
+          type: String(row.type),
+          data: JSON.parse(String(row.data)) as Record<string, unknown>,
+        };
+        const batched = BATCHED_TYPES.get(record.type);
+        if (batched === undefined) return [record];
+        const entries = record.data.messages as Record<string, unknown>[];
+        return entries.map((data) => ({ ...record, type: batched, data }));
+      },
     );
+  }
+
+  /**
+   * Collects the audit entries of many messages (decisions, send outcomes) and writes them as
+   * one row per incident and instant: a stage to 100,000 people adds hundreds of rows to the
+   * log, not 200,000.
+   */
+  private auditBatch(actor: string, type: BatchedType): AuditBatch {
+    const groups = new Map<string, { incidentId: string; at: string; messages: object[] }>();
+    return {
+      add: (incidentId, at, data) => {
+        const key = `${incidentId}\u0000${at}`;
+        let group = groups.get(key);
+        if (!group) {
+          group = { incidentId, at, messages: [] };
+          groups.set(key, group);
+        }
+        group.messages.push(data);
+      },
+      flush: () => {
+        for (const { incidentId, at, messages } of groups.values()) {
+          this.appendAudit({ incidentId, at, actor, type: stored(type), data: { messages } });
+        }
+        groups.clear();
+      },
+    };
   }
 
   private checkVersion(file: string): void {

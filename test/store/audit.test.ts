@@ -69,6 +69,59 @@ describe('the audit log of the outbox', () => {
     store.close();
   });
 
+  it('stores the entries of messages written together as one row, read back one per message', () => {
+    const store = storeWithMessages(3);
+    const claimed = store.claimMessages(3, AT, '2026-12-03T09:01:00.000Z');
+    store.recordOutcomes(
+      claimed.map((message) => ({
+        id: message.id,
+        outcome: { status: 'accepted' as const, providerId: `SM${message.id}` },
+      })),
+      AT,
+    );
+    const rows = store.db.prepare('SELECT type FROM audit ORDER BY seq').all() as {
+      type: string;
+    }[];
+
+    expect(rows.map((row) => row.type)).toEqual(['messages.decided', 'messages.outcome']);
+    const events = store.listAudit('inc_1');
+    expect(events.map((event) => [event.type, event.data.messageId])).toEqual([
+      ...claimed.map((message) => ['message.decided', message.id]),
+      ...claimed.map((message) => ['message.outcome', message.id]),
+    ]);
+    expect(new Set(events.slice(0, 3).map((event) => event.seq)).size).toBe(1);
+    store.close();
+  });
+
+  it('logs a receipt that came before the send was answered after the answer', () => {
+    const store = storeWithMessages(2);
+    const [first, second] = store.claimMessages(2, AT, '2026-12-03T09:01:00.000Z');
+    store.recordReceipt({
+      provider: 'twilio',
+      providerId: 'SM-early',
+      status: 'delivered',
+      providerStatus: 'delivered',
+      at: AT,
+    });
+
+    store.recordOutcomes(
+      [
+        { id: first?.id ?? 0, outcome: { status: 'accepted', providerId: 'SM-early' } },
+        { id: second?.id ?? 0, outcome: { status: 'accepted', providerId: 'SM-late' } },
+      ],
+      AT,
+    );
+
+    const events = store.listAudit('inc_1').filter((event) => event.type !== 'message.decided');
+    expect(events.map((event) => [event.type, event.data.messageId])).toEqual([
+      ['message.outcome', first?.id],
+      ['message.receipt', first?.id],
+      ['message.outcome', second?.id],
+    ]);
+    expect(store.getMessage(first?.id ?? 0)?.status).toBe('delivered');
+    store.close();
+  });
+
   it('records messages found in flight after a crash as unknown', () => {
     const store = storeWithMessages(2);
     store.claimMessages(2, AT, '2026-12-03T09:01:00.000Z');
