@@ -195,13 +195,29 @@ export function tallyRecipients(
   optOuts: ReadonlySet<string> | undefined,
 ): { messages: number; byChannel: Record<string, number> } {
   const stage = playbook.definition.stages.find((candidate) => candidate.id === stageId);
+  if (!stage) return { messages: 0, byChannel: {} };
+  const audiences = stage.audiences.flatMap((audienceId) => {
+    const audience = playbook.definition.audiences[audienceId];
+    return audience && playbook.messages.has(messageKey(stage.id, audienceId)) ? [audience] : [];
+  });
+  // Without opt-outs the tally depends on the audiences alone: an update sent every 30 minutes
+  // for a day reads the directory once, not 48 times.
+  const key =
+    optOuts === undefined || optOuts.size === 0
+      ? JSON.stringify(audiences.map((audience) => [audience.select, audience.channels]))
+      : undefined;
+  let cache = tallies.get(directory);
+  if (!cache) {
+    cache = new Map();
+    tallies.set(directory, cache);
+  }
+  const cached = key === undefined ? undefined : cache.get(key);
+  if (cached) return { messages: cached.messages, byChannel: { ...cached.byChannel } };
+
   const byChannel: Record<string, number> = {};
   let messages = 0;
-  if (!stage) return { messages, byChannel };
   const seen = new Set<string>();
-  for (const audienceId of stage.audiences) {
-    const audience = playbook.definition.audiences[audienceId];
-    if (!audience || !playbook.messages.has(messageKey(stage.id, audienceId))) continue;
+  for (const audience of audiences) {
     for (const person of selectPeople(directory, audience.select)) {
       const channel = audience.channels.find(
         (kind) =>
@@ -213,8 +229,14 @@ export function tallyRecipients(
       messages++;
     }
   }
+  if (key !== undefined) cache.set(key, { messages, byChannel: { ...byChannel } });
   return { messages, byChannel };
 }
+
+const tallies = new WeakMap<
+  Directory,
+  Map<string, { messages: number; byChannel: Record<string, number> }>
+>();
 
 /** The end of the person's quiet hours, in their own time zone, if `at` falls inside them. */
 function quietUntil(playbook: LoadedPlaybook, person: Person, at: string): string | undefined {
