@@ -99,6 +99,15 @@ export function parseCsvDirectory(text: string, file: string): Directory {
         report(column, `${column} is not valid; write ${rule.hint}`);
       }
     }
+    // Control characters have no place in a directory, and the packed form separates with two.
+    for (const column of header) {
+      if (CONTROL.test(cell(column))) {
+        report(
+          column,
+          `${column} holds a control character; remove it (tabs and line breaks may stay)`,
+        );
+      }
+    }
     const id = cell('id');
     if (id === '') report('id', 'a person without an id; give every row one');
     else if (seen.has(id)) {
@@ -182,6 +191,8 @@ export function parseCsvDirectory(text: string, file: string): Directory {
 }
 
 const MAX_PROBLEMS = 50;
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
 // Lists repeat (everyone in "staff"): one shared array per distinct cell, read-only.
 const LISTS = new Map<string, string[]>();

@@ -16,21 +16,37 @@ const RECORD = '\u001e';
 /** What a packed record holds: every field as text, lists as their `;`-separated cell. */
 export type PackedRecord = Record<(typeof FIELDS)[number] | 'roles' | 'groups' | 'tags', string>;
 
-/** What every view of people offers on top of `length` and `at`: reading them in order. */
+/**
+ * What every view of people offers on top of `length` and `person`: reading them in order, with
+ * the indexes arrays take (negative counts from the end), so it can stand where `Person[]` did.
+ */
 abstract class PeopleView implements People {
   abstract readonly length: number;
-  abstract at(index: number): Person | undefined;
+  /** The person at `position`, 0 ≤ position < length, made for the caller. */
+  protected abstract person(position: number): Person;
 
-  *[Symbol.iterator](): Iterator<Person> {
-    for (let index = 0; index < this.length; index++) yield this.at(index) as Person;
+  at(index: number): Person | undefined {
+    const position = toPosition(index, this.length);
+    return position >= 0 && position < this.length ? this.person(position) : undefined;
   }
 
-  slice(start = 0, end = this.length): Person[] {
+  *[Symbol.iterator](): Iterator<Person> {
+    for (let position = 0; position < this.length; position++) yield this.person(position);
+  }
+
+  slice(start?: number, end?: number): Person[] {
+    const from = Math.max(0, toPosition(start ?? 0, this.length));
+    const to = Math.min(
+      this.length,
+      end === undefined ? this.length : toPosition(end, this.length),
+    );
     const people: Person[] = [];
-    for (let index = Math.max(0, start); index < Math.min(end, this.length); index++) {
-      people.push(this.at(index) as Person);
-    }
+    for (let position = from; position < to; position++) people.push(this.person(position));
     return people;
+  }
+
+  map<T>(transform: (person: Person, index: number) => T): T[] {
+    return Array.from(this, transform);
   }
 
   find(predicate: (person: Person) => boolean): Person | undefined {
@@ -47,6 +63,17 @@ abstract class PeopleView implements People {
     for (const person of this) if (predicate(person)) people.push(person);
     return people;
   }
+
+  /** As JSON, the people themselves, as an array would be. */
+  toJSON(): Person[] {
+    return [...this];
+  }
+}
+
+/** An array index as `Array.prototype.at` and `slice` read it: truncated, negative from the end. */
+function toPosition(index: number, length: number): number {
+  const whole = Math.trunc(index) || 0;
+  return whole < 0 ? length + whole : whole;
 }
 
 interface Combination {
@@ -86,8 +113,7 @@ export class PackedPeople extends PeopleView {
     return this.starts.length - 1;
   }
 
-  at(index: number): Person | undefined {
-    if (!Number.isInteger(index) || index < 0 || index >= this.length) return undefined;
+  protected person(index: number): Person {
     const cells = this.cells(index);
     const combination = this.combinations[this.combinationOf[index] ?? 0];
     const person: Person = {
@@ -194,7 +220,7 @@ export class PackedPeopleBuilder {
       });
       this.combinationIndex.set(key, combination);
     }
-    const text = `${RECORD}${FIELDS.map((field) => clean(record[field])).join(FIELD)}`;
+    const text = `${RECORD}${FIELDS.map((field) => record[field]).join(FIELD)}`;
     this.starts.push(this.length);
     this.combinationOf.push(combination);
     this.chunks.push(text);
@@ -224,14 +250,7 @@ class SelectedPeople extends PeopleView {
     return this.positions.length;
   }
 
-  at(index: number): Person | undefined {
-    const position = this.positions[index];
-    return position === undefined ? undefined : this.all.at(position);
+  protected person(index: number): Person {
+    return this.all.at(this.positions[index] as number) as Person;
   }
-}
-
-// Checked cells (ids, numbers, addresses, zones) cannot hold the separators, but a name might:
-// they are dropped rather than split the record.
-function clean(value: string): string {
-  return value.replaceAll(FIELD, '').replaceAll(RECORD, '');
 }

@@ -21,6 +21,7 @@ export interface People extends Iterable<Person> {
   readonly length: number;
   at(index: number): Person | undefined;
   slice(start?: number, end?: number): Person[];
+  map<T>(transform: (person: Person, index: number) => T): T[];
   find(predicate: (person: Person) => boolean): Person | undefined;
   some(predicate: (person: Person) => boolean): boolean;
   filter(predicate: (person: Person) => boolean): Person[];

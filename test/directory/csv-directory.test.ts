@@ -139,9 +139,9 @@ describe('a large CSV directory, packed', () => {
     const tags = index % 10 === 0 ? 'key-customer' : '';
     return `p${index},Person ${index},+1202${String(5_000_000 + index).padStart(7, '0')},,${role},,${tags}`;
   });
-  // A name that reads like somebody else's number, and one with the separators packing uses.
+  // A name that reads like somebody else's number, and one with quotes, a comma and a line break.
   people.push('lookalike,+12025000007,+12025559999,,staff,,');
-  people.push('odd,"Odd\u001fName\u001e",,odd@example.com,staff,ops,');
+  people.push('odd,"Odd ""Name"",\nSecond",,odd@example.com,staff,ops,');
   const directory = parseCsvDirectory(
     `id,name,phone,email,roles,groups,tags\n${people.join('\n')}\n`,
     'people.csv',
@@ -159,14 +159,43 @@ describe('a large CSV directory, packed', () => {
       groups: [],
       tags: [],
     });
-    expect(directory.people.at(-1)).toBeUndefined();
     expect(directory.people.at(2_002)).toBeUndefined();
+    // Indexes as an array reads them: negative from the end, fractions truncated.
+    expect(directory.people.at(-1)?.id).toBe('odd');
+    expect(directory.people.at(-2_003)).toBeUndefined();
+    expect(directory.people.at(7.9)?.id).toBe('p7');
+    expect(directory.people.slice(-2).map((person) => person.id)).toEqual(['lookalike', 'odd']);
+    expect(directory.people.slice(1.5, 3).map((person) => person.id)).toEqual(['p1', 'p2']);
+    expect(directory.people.slice(0, -2_001).map((person) => person.id)).toEqual(['p0']);
+    expect(directory.people.map((person, index) => `${index}:${person.id}`)[3]).toBe('3:p3');
     expect(directory.people.slice(1_998, 2_000).map((person) => person.id)).toEqual([
       'p1998',
       'p1999',
     ]);
     expect(Array.from(directory.people, (person) => person.id).at(-1)).toBe('odd');
-    expect(directory.people.at(2_001)).toMatchObject({ name: 'OddName', email: 'odd@example.com' });
+    expect(directory.people.at(2_001)).toMatchObject({
+      name: 'Odd "Name",\nSecond',
+      email: 'odd@example.com',
+    });
+    // As JSON it is the people, as an array would be, not the packed text.
+    expect((JSON.parse(JSON.stringify(directory)) as { people: unknown[] }).people[7]).toEqual(
+      directory.people.at(7),
+    );
+  });
+
+  it('refuses control characters, which could merge or split records', () => {
+    expect(problemsOf('id,name,phone,roles\nada,"Ada\u001eB",+12025550101,a\u001fb\n')).toEqual([
+      expect.objectContaining({
+        line: 2,
+        col: 5,
+        message: expect.stringContaining('name holds a control character') as unknown,
+      }),
+      expect.objectContaining({
+        line: 2,
+        col: 26,
+        message: expect.stringContaining('roles holds') as unknown,
+      }),
+    ]);
   });
 
   it('selects an audience by roles, groups and tags without making anybody', () => {
