@@ -5,7 +5,7 @@ import type { LoadedPlaybook, YamlSource } from '../playbook/index.js';
 type PathSegments = (string | number)[];
 import { addressOf } from './address-of.js';
 import { heldRoles, selectPeople } from './load-directory.js';
-import type { Directory } from './types.js';
+import type { Directory, Person } from './types.js';
 
 /**
  * Checks a playbook against the people it would reach: every audience selects somebody, and
@@ -35,7 +35,7 @@ export function checkAudiences(playbook: LoadedPlaybook, directory: Directory): 
     if (unreachable.length > 0) {
       problems.push({
         code: 'E_PLAYBOOK_UNREACHABLE_PEOPLE',
-        message: `audience "${audienceId}" selects ${unreachable.map((person) => `"${person.id}"`).join(', ')}, who ${unreachable.length === 1 ? 'has' : 'have'} no address for any of its channels (${audience.channels.join(', ')}); add a channel or the missing contact to the directory`,
+        message: `audience "${audienceId}" selects ${namesOf(unreachable)}, who ${unreachable.length === 1 ? 'has' : 'have'} no address for any of its channels (${audience.channels.join(', ')}); add a channel or the missing contact to the directory`,
         location: locate(source, ['audiences', audienceId, 'channels'], 'key'),
       });
     }
@@ -130,3 +130,12 @@ function checkRoles(playbook: LoadedPlaybook, directory: Directory, source: Yaml
 function language(locale: string): string {
   return locale.split('-')[0] ?? locale;
 }
+
+/** Up to ten ids, then how many more: a large directory must not fill the screen. */
+function namesOf(people: readonly Person[]): string {
+  const shown = people.slice(0, NAMES_SHOWN).map((person) => `"${person.id}"`);
+  const more = people.length - shown.length;
+  return more > 0 ? `${shown.join(', ')} and ${more} more` : shown.join(', ');
+}
+
+const NAMES_SHOWN = 10;

@@ -206,6 +206,9 @@ function list(value: string): string[] {
       : [...new Set(value.split(LIST_SEPARATOR).map((item) => item.trim()))].filter(
           (item) => item !== '',
         );
+  // Shared by everyone with the same cell: frozen, so a change to one person's list fails loudly
+  // instead of changing everybody's.
+  Object.freeze(items);
   if (LISTS.size < 10_000) LISTS.set(value, items);
   return items;
 }

@@ -101,4 +101,21 @@ describe('checkAudiences', () => {
       }),
     ]);
   });
+
+  it('names ten unreachable people and counts the rest', () => {
+    const unreachable = Array.from(
+      { length: 12 },
+      (_, index) => `  - { id: u${index}, name: U, email: u${index}@example.com, roles: [oncall] }`,
+    );
+    const people = directory(`  - { id: a, name: A, phone: '+12025550101', roles: [oncall] }
+  - { id: c, name: C, email: c@example.com, groups: [it-management] }
+${unreachable.join('\n')}
+`);
+
+    const [problem] = checkAudiences(playbook, people);
+
+    expect(problem?.message).toMatch(
+      /^audience "\S+" selects "u0", "u1", .*"u9" and 2 more, who have no address/,
+    );
+  });
 });
