@@ -10,5 +10,4 @@ export {
   parseDirectorySource,
   selectPeople,
 } from './load-directory.js';
-export { PackedPeople } from './packed-people.js';
 export type { AudienceSelector, Directory, People, Person } from './types.js';

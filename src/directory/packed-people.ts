@@ -208,8 +208,10 @@ export class PackedPeopleBuilder {
   /** `toList` turns a cell of roles, groups or tags into its list. */
   constructor(private readonly toList: (cell: string) => string[]) {}
 
+  /** Takes one person; the caller has refused cells with control characters (the separators). */
   add(record: PackedRecord): void {
-    const key = [record.roles, record.groups, record.tags].join(FIELD);
+    // JSON, not a separator: no cell text can make two different combinations one key.
+    const key = JSON.stringify([record.roles, record.groups, record.tags]);
     let combination = this.combinationIndex.get(key);
     if (combination === undefined) {
       combination = this.combinations.length;

@@ -206,12 +206,7 @@ export function tallyRecipients(
     optOuts === undefined || optOuts.size === 0
       ? JSON.stringify(audiences.map((audience) => [audience.select, audience.channels]))
       : undefined;
-  let cache = tallies.get(directory);
-  if (!cache) {
-    cache = new Map();
-    tallies.set(directory, cache);
-  }
-  const cached = key === undefined ? undefined : cache.get(key);
+  const cached = key === undefined ? undefined : tallies.get(directory)?.get(key);
   if (cached) return { messages: cached.messages, byChannel: { ...cached.byChannel } };
 
   const byChannel: Record<string, number> = {};
@@ -229,14 +224,16 @@ export function tallyRecipients(
       messages++;
     }
   }
-  if (key !== undefined) cache.set(key, { messages, byChannel: { ...byChannel } });
+  if (key !== undefined) {
+    const cache = tallies.get(directory) ?? new Map<string, Tally>();
+    cache.set(key, { messages, byChannel: { ...byChannel } });
+    tallies.set(directory, cache);
+  }
   return { messages, byChannel };
 }
 
-const tallies = new WeakMap<
-  Directory,
-  Map<string, { messages: number; byChannel: Record<string, number> }>
->();
+type Tally = { messages: number; byChannel: Record<string, number> };
+const tallies = new WeakMap<Directory, Map<string, Tally>>();
 
 /** The end of the person's quiet hours, in their own time zone, if `at` falls inside them. */
 function quietUntil(playbook: LoadedPlaybook, person: Person, at: string): string | undefined {
